@@ -1,0 +1,1 @@
+"""Device profiling and latency prediction (latency lookup tables)."""

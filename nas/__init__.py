@@ -1,0 +1,1 @@
+"""Scoring (MACs, parameters), export and the search over the space of networks."""

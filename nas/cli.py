@@ -1,0 +1,331 @@
+"""The ``evit-nas`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from search_space.blocks import BLOCK_KINDS, check_resolution, network_blocks
+from search_space.space import SearchSpace
+from search_space.spec import ArchSpec, SpecError
+from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
+
+log = logging.getLogger("evit-nas")
+
+MACS_NOTE = "MACs are multiply-accumulates as counted by fvcore (batch 1); params are trainable parameters"
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1024x2048"`` -> (1024, 2048) (H x W)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x2048, got {text!r}") from None
+    try:
+        return check_resolution((height, width))
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("evit-nas")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _write_new(path: Path, text: str, force: bool) -> None:
+    """Write ``text`` atomically; refuse to replace an existing file unless ``force``."""
+    if path.exists() and not force:
+        raise CLIError(f"{path} exists; choose another output path or pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _network(args: argparse.Namespace) -> tuple[str, ArchSpec]:
+    spec = resolve_network(args.network, args.dataset)
+    label = args.network if not Path(str(args.network)).is_file() else Path(args.network).name
+    return label, spec
+
+
+def _resolution(args: argparse.Namespace) -> tuple[int, int]:
+    return args.resolution or DATASETS[args.dataset].resolution
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _m(n: int) -> str:
+    return f"{n / 1e6:.3f}"
+
+
+def _g(n: int) -> str:
+    return f"{n / 1e9:.3f}"
+
+
+# ----------------------------------------------------------------- commands
+def cmd_models(args: argparse.Namespace) -> int:
+    from nas.cost import count_params
+
+    rows = []
+    for name in list_models():
+        for dataset in model_datasets(name):
+            spec = model_spec(name, dataset)
+            rows.append({
+                "name": name,
+                "dataset": dataset,
+                "params": count_params(spec),
+                "resolution": list(DATASETS[dataset].resolution),
+                "widths": list(spec.widths),
+                "depths": list(spec.depths),
+            })
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{'network':<22}{'dataset':<12}{'params (M)':>11}  {'resolution':<11} widths / depths")
+    for r in rows:
+        res = "x".join(map(str, r["resolution"]))
+        print(f"{r['name']:<22}{r['dataset']:<12}{_m(r['params']):>11}  {res:<11} {r['widths']} / {r['depths']}")
+    print("\nNETWORK arguments also take an ArchSpec JSON file (see `evit-nas spec`).")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    from nas.cost import block_macs, block_params, stage_costs
+
+    label, spec = _network(args)
+    resolution = _resolution(args)
+    stages = stage_costs(spec, resolution)
+    total_macs = sum(s["macs"] for s in stages.values())
+    total_params = sum(s["params"] for s in stages.values())
+    blocks = [
+        {"stage": slot.stage, "index": slot.index, "role": slot.role, "key": key.to_dict(),
+         "params": block_params(slot.key), "macs": block_macs(key)}
+        for slot, key in network_blocks(spec, resolution)
+    ] if args.blocks else None
+    if args.json:
+        out = {
+            "network": label,
+            "resolution": list(resolution),
+            "spec": spec.to_dict(),
+            "stages": stages,
+            "total": {"params": total_params, "macs": total_macs},
+            "units": {"macs": "multiply-accumulates (fvcore)", "params": "count"},
+        }
+        if blocks is not None:
+            out["blocks"] = blocks
+        _print_json(out)
+        return 0
+    print(f"{label} at {resolution[0]}x{resolution[1]} (H x W), {spec.num_classes} classes")
+    print(f"  {spec.summary()}")
+    print(f"\n{'stage':<8}{'blocks':>7}{'params':>12}{'MACs (M)':>12}{'share':>8}")
+    for name, s in stages.items():
+        print(f"{name:<8}{s['blocks']:>7}{s['params']:>12,}{s['macs'] / 1e6:>12,.1f}{s['macs'] / total_macs:>8.1%}")
+    blocks_total = sum(s["blocks"] for s in stages.values())
+    print(f"{'total':<8}{blocks_total:>7}{total_params:>12,}{total_macs / 1e6:>12,.1f}{1:>8.1%}")
+    print(f"\n{total_params / 1e6:.3f} M params, {_g(total_macs)} G MACs")
+    if blocks is not None:
+        print(f"\n{'stage':<8}{'#':>3} {'role':<8}{'params':>11}{'MACs (M)':>11}  block")
+        for slot, key in network_blocks(spec, resolution):
+            print(f"{slot.stage:<8}{slot.index:>3} {slot.role:<8}{block_params(slot.key):>11,}"
+                  f"{block_macs(key) / 1e6:>11.2f}  {key.describe()}")
+    print(f"\n{MACS_NOTE}.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from search_space import build_model, load_checkpoint
+    from nas.export import export_onnx, onnx_parity
+
+    label, spec = _network(args)
+    resolution = _resolution(args)
+    output = Path(args.output or f"{Path(label).stem}_{resolution[0]}x{resolution[1]}.onnx")
+    if output.exists() and not args.force:
+        raise CLIError(f"{output} exists; choose another -o path or pass --force to replace it")
+    model = build_model(spec)
+    if args.weights:
+        load_checkpoint(model, args.weights)
+    shape = (1, 3, *resolution)
+    export_onnx(model, shape, output, opset=args.opset)
+    result: dict[str, Any] = {"network": label, "output": str(output), "resolution": list(resolution),
+                              "opset": args.opset, "bytes": output.stat().st_size}
+    if not args.no_check:
+        result["max_abs_diff"] = onnx_parity(model, output, shape)
+        result["tolerance"] = args.tolerance
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"wrote {output} ({result['bytes'] / 1e6:.1f} MB, opset {args.opset}, input 1x3x{resolution[0]}x{resolution[1]})")
+        if "max_abs_diff" in result:
+            print(f"onnxruntime vs torch on a random input: max abs difference {result['max_abs_diff']:.2e} "
+                  f"(tolerance {args.tolerance:g})")
+    if result.get("max_abs_diff", 0.0) > args.tolerance:
+        print(f"evit-nas: error: the ONNX model differs from torch by more than {args.tolerance:g} "
+              f"(the file is kept at {output} for inspection)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load_space(args: argparse.Namespace) -> SearchSpace:
+    return SearchSpace.from_file(args.space) if args.space else SearchSpace.default(args.dataset)
+
+
+def cmd_space(args: argparse.Namespace) -> int:
+    space = _load_space(args)
+    resolutions = args.resolution or [DATASETS[args.dataset].resolution]
+    counts = {}
+    for res in resolutions:
+        keys = space.unique_blocks(res)
+        counts["x".join(map(str, res))] = {"total": len(keys), **{k: sum(key.kind == k for key in keys) for k in BLOCK_KINDS}}
+        if args.blocks_csv:
+            lines = [",".join(["resolution", *keys[0].to_dict()])] if keys else []
+            for key in keys:
+                values = ["-".join(map(str, v)) if isinstance(v, list) else str(v) for v in key.to_dict().values()]
+                lines.append(",".join(["x".join(map(str, res)), *values]))
+            path = Path(args.blocks_csv) if len(resolutions) == 1 else Path(args.blocks_csv).with_suffix(f".{res[0]}x{res[1]}.csv")
+            _write_new(path, "\n".join(lines) + "\n", args.force)
+    b_series = {}
+    for name in list_models():
+        if name.startswith("efficientvit_seg_b"):
+            try:
+                spec = model_spec(name, args.dataset)
+            except SpecError:
+                continue
+            b_series[name] = space.why_not(spec) or "in the space"
+    out = {
+        "decisions": {name: list(choices) for name, choices in space.decisions()},
+        "size": space.size(),
+        "fingerprint": space.fingerprint(),
+        "unique_blocks": counts,
+        "official_networks": b_series,
+    }
+    if args.json:
+        _print_json(out)
+        return 0
+    print("decisions (name: choices):")
+    for name, choices in out["decisions"].items():
+        print(f"  {name:<22}{choices}")
+    print(f"\nnetworks in the space: {out['size']:,} ({out['size']:.2e}); fingerprint {out['fingerprint']}")
+    for res, c in counts.items():
+        kinds = ", ".join(f"{k} {c[k]}" for k in BLOCK_KINDS)
+        print(f"unique blocks at {res}: {c['total']} ({kinds})")
+    for name, status in b_series.items():
+        print(f"{name} ({args.dataset}): {status}")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    if args.sample is not None:
+        spec = _load_space(args).sample(args.sample)
+    elif args.network:
+        spec = resolve_network(args.network, args.dataset)
+    else:
+        raise CLIError("give a NETWORK (a registered name or an ArchSpec file) or --sample SEED")
+    text = spec.to_json() + "\n"
+    if args.output:
+        _write_new(Path(args.output), text, args.force)
+        print(f"wrote {args.output}: {spec.summary()}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ----------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evit-nas",
+        description="Hardware-aware search for efficient EfficientViT segmentation networks.",
+        epilog="NETWORK is a registered name (see `evit-nas models`) or an ArchSpec JSON file. "
+        "Resolutions are HxW, e.g. 1024x2048 (H=1024, W=2048).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_network(p: argparse.ArgumentParser, required: bool = True) -> None:
+        p.add_argument("network", metavar="NETWORK", nargs=None if required else "?",
+                       help="registered name (e.g. efficientvit_seg_b1) or ArchSpec JSON file")
+        add_dataset(p)
+
+    def add_dataset(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes",
+                       help="dataset: sets classes, head layout and the default resolution (default: cityscapes)")
+
+    p = sub.add_parser("models", help="list the registered networks", description="List the registered networks with their parameter counts.")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("describe", help="parameters and MACs per stage",
+                       description=f"Print a network's parameters and fvcore MACs per stage and in total. {MACS_NOTE}.")
+    add_network(p)
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                   help="input size (default: the dataset's, 1024x2048 for cityscapes, 512x512 for ade20k)")
+    p.add_argument("--blocks", action="store_true", help="also list every block with its params and MACs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("export", help="export a network to ONNX",
+                       description="Export a network to ONNX (batch 1, fixed size) and check it against torch in onnxruntime.")
+    add_network(p)
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="input size (default: the dataset's)")
+    p.add_argument("-o", "--output", help="ONNX file to write (default: NETWORK_HxW.onnx)")
+    p.add_argument("--weights", help="checkpoint to load first (official or ours; raw state_dict or under 'state_dict')")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed in the check (default: 1e-3)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("space", help="summarise a search space",
+                       description="Show a search space's decisions, its size, and how many distinct blocks it "
+                       "produces (the profiler's work list).")
+    add_dataset(p)
+    p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW", action="append",
+                   help="input size; repeat for several (default: the dataset's)")
+    p.add_argument("--blocks-csv", metavar="FILE", help="also write the unique blocks as CSV")
+    p.add_argument("--force", action="store_true", help="replace an existing CSV file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_space)
+
+    p = sub.add_parser("spec", help="print a network's ArchSpec JSON",
+                       description="Print the ArchSpec JSON of a registered network, or of a random network of "
+                       "the space; edit it and pass the file wherever a NETWORK is taken.")
+    add_network(p, required=False)
+    p.add_argument("--sample", type=int, metavar="SEED", help="draw a random network of the space with this seed")
+    p.add_argument("--space", help="search space JSON/YAML file for --sample (default: the built-in space)")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.set_defaults(func=cmd_spec)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (CLIError, SpecError) as exc:
+        print(f"evit-nas: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

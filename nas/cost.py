@@ -1,0 +1,129 @@
+"""MACs (fvcore's definition) and parameter counts, per network and per block.
+
+A network's MACs at a resolution equal the sum of its blocks' MACs, each counted once per
+BlockKey by fvcore and cached, so scoring a candidate is a sum of cached numbers. Counting
+a built ``nn.Module`` traces the whole network with fvcore instead; the two agree exactly
+(a test checks it).
+
+fvcore counts one multiply-accumulate per fused multiply-add (it says "flop" but counts
+MACs): convolutions, matmuls (the linear attention's included), linear layers, BatchNorm
+(eval mode: 1 MAC per element, 2 with affine) and bilinear/nearest upsampling. The ops it
+reports as unsupported are listed in :data:`IGNORED_OPS` with the reason they are left
+out; any other unsupported op is an error, so nothing with real MACs is dropped silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections import defaultdict
+from typing import Any
+
+import torch
+from fvcore.nn import FlopCountAnalysis
+from torch import nn
+
+from search_space.blocks import BlockKey, build_block, check_resolution, layout, network_blocks
+from search_space.spec import ArchSpec
+
+__all__ = ["IGNORED_OPS", "UncountedOpError", "count_macs", "count_params", "block_macs", "block_params", "stage_costs"]
+
+#: Ops that fvcore has no counter for and that we leave out on purpose, with the reason.
+IGNORED_OPS: dict[str, str] = {
+    "aten::add": "elementwise sums (residual shortcuts, the head's fusion, the attention's eps): no multiply",
+    "aten::mul": "scalar shape arithmetic in the traced graph (tokens = H * W), not tensor math",
+    "aten::div": "the linear attention's normalisation: one division per output element",
+    "aten::pad": "padding v with a row of ones in the linear attention: a copy",
+    "aten::hardswish": "activation: elementwise, no multiply-accumulate",
+    "aten::relu": "activation (the attention's ReLU kernel): elementwise",
+    "aten::sum": "the quadratic attention's normaliser (tiny inputs only): additions only",
+    "aten::upsample_bicubic2d": (
+        "fvcore 0.1.5 has no bicubic counter and the official EfficientViT counts (the "
+        "golden figures) leave it out; kept out so totals stay comparable with published "
+        "numbers. At 16 taps per output it would add 16 x (output elements) MACs"
+    ),
+}
+
+
+class UncountedOpError(RuntimeError):
+    """fvcore met an op that has real MACs and no counter."""
+
+
+def _fvcore_macs(module: nn.Module, example: torch.Tensor, what: str) -> int:
+    was_training = module.training
+    module.eval()
+    try:
+        analysis = FlopCountAnalysis(module, example)
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent branches
+            logging.getLogger("fvcore").setLevel(logging.ERROR)
+            total = int(analysis.total())
+        unknown = sorted(set(analysis.unsupported_ops()) - set(IGNORED_OPS))
+    finally:
+        module.train(was_training)
+    if unknown:
+        raise UncountedOpError(
+            f"fvcore has no MAC counter for {unknown} in {what}; add a handle for it in "
+            "nas/cost.py or list it in IGNORED_OPS with the reason it has no MACs"
+        )
+    return total
+
+
+@functools.lru_cache(maxsize=None)
+def block_macs(key: BlockKey) -> int:
+    """fvcore MACs of one block at its input size (cached by BlockKey)."""
+    if key.height <= 0 or key.width <= 0:
+        raise ValueError(f"block_macs needs a BlockKey with an input size, got {key.describe()}")
+    example = torch.zeros(1, key.in_channels, key.height, key.width)
+    return _fvcore_macs(build_block(key), example, key.describe())
+
+
+@functools.lru_cache(maxsize=None)
+def block_params(key: BlockKey) -> int:
+    """Parameters of one block (independent of the input size; cached)."""
+    return sum(p.numel() for p in build_block(key.at(0, 0)).parameters())
+
+
+def count_macs(model_or_spec: nn.Module | ArchSpec, resolution: Any) -> int:
+    """Multiply-accumulates of one forward pass at batch 1 and input size (H, W).
+
+    Args:
+        model_or_spec: an ArchSpec (summed from cached per-block counts: fast) or any
+            ``nn.Module`` taking (1, 3, H, W) (traced whole by fvcore, in eval mode).
+        resolution: (H, W) in pixels.
+
+    Returns:
+        MACs as an integer.
+
+    Raises:
+        SpecError: a resolution that is not (H, W) multiples of 32 (ArchSpec path).
+        UncountedOpError: fvcore met an op with no counter that is not in IGNORED_OPS.
+    """
+    if isinstance(model_or_spec, ArchSpec):
+        return sum(block_macs(key) for _, key in network_blocks(model_or_spec, resolution))
+    height, width = (int(v) for v in resolution)
+    if isinstance(getattr(model_or_spec, "spec", None), ArchSpec):
+        check_resolution((height, width))
+    example = torch.zeros(1, 3, height, width)
+    return _fvcore_macs(model_or_spec, example, type(model_or_spec).__name__)
+
+
+def count_params(model_or_spec: nn.Module | ArchSpec) -> int:
+    """Number of parameters (BatchNorm running statistics are buffers, not counted)."""
+    if isinstance(model_or_spec, ArchSpec):
+        return sum(block_params(slot.key) for slot in layout(model_or_spec))
+    return sum(p.numel() for p in model_or_spec.parameters())
+
+
+def stage_costs(spec: ArchSpec, resolution: Any) -> dict[str, dict[str, int]]:
+    """Parameters, MACs and block count per stage (stem, stage1..stage4, head), in order."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: {"params": 0, "macs": 0, "blocks": 0})
+    for slot, key in network_blocks(spec, resolution):
+        entry = out[slot.stage]
+        entry["params"] += block_params(slot.key)
+        entry["macs"] += block_macs(key)
+        entry["blocks"] += 1
+    return dict(out)

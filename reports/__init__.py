@@ -1,0 +1,1 @@
+"""Pareto plots and reports."""

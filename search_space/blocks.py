@@ -1,0 +1,198 @@
+"""BlockKey: a network's building block as plain data, and the one constructor of blocks.
+
+A block's MACs, parameters and latency depend only on its BlockKey, so they are measured
+once per key and a network's cost is a sum over its keys. Every leaf block of a network is
+built by :func:`build_block` (``build_model`` assembles those same modules), so a block
+measured alone is exactly the module that runs inside the network.
+
+Kinds of block (``BlockKey.kind``):
+
+- ``stem_conv``: 3x3 stride-2 conv + BN + Hardswish (the first layer);
+- ``dsconv``: residual DSConv (stem blocks);
+- ``mbconv``: MBConv, with or without the residual shortcut; ``fewer_norm`` is the layout of
+  stages 3-4 (biases on the first two convs, BN only after the last);
+- ``litemla``: residual LiteMLA (the context module of an EfficientViT block);
+- ``seg_input``: the head's 1x1 conv + BN of one backbone stage, upsampled by ``upsample``;
+- ``seg_output``: the head's optional 1x1 expansion (``mid_channels``; 0 = none) and classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, NamedTuple
+
+from torch import nn
+
+from .ops import ConvLayer, DSConv, IdentityLayer, LiteMLA, MBConv, OpSequential, ResidualBlock, UpSampleLayer
+from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError
+
+__all__ = ["BlockKey", "Slot", "BLOCK_KINDS", "build_block", "layout", "network_blocks", "check_resolution"]
+
+BLOCK_KINDS = ("stem_conv", "dsconv", "mbconv", "litemla", "seg_input", "seg_output")
+#: Total downsampling of the backbone; input sizes must be multiples of it.
+MAX_STRIDE = 32
+#: The head works at stride 8 and fuses stages 4, 3, 2 (in this order, as officially).
+HEAD_STRIDE = 8
+HEAD_INPUTS = (4, 3, 2)
+ACT = "hswish"
+
+
+@dataclass(frozen=True, order=True)
+class BlockKey:
+    """The identity of one block: everything that determines its cost. Hashable, JSON-ready.
+
+    ``height`` and ``width`` are the block's input size in pixels (0 in a template that
+    has no resolution yet).
+    """
+
+    kind: str
+    in_channels: int
+    out_channels: int
+    height: int = 0
+    width: int = 0
+    stride: int = 1
+    kernel_size: int = 3
+    expand_ratio: int = 1
+    fewer_norm: bool = False
+    residual: bool = False
+    head_dim: int = 0
+    scales: tuple[int, ...] = ()
+    upsample: int = 1
+    mid_channels: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"BlockKey.kind: unknown kind {self.kind!r}; the kinds are {BLOCK_KINDS}")
+        object.__setattr__(self, "scales", tuple(self.scales))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scales"] = list(self.scales)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BlockKey":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"BlockKey: unknown field(s) {unknown}; the fields are {sorted(names)}")
+        return cls(**data)
+
+    def at(self, height: int, width: int) -> "BlockKey":
+        """The same block with input size ``height`` x ``width``."""
+        return replace(self, height=height, width=width)
+
+    def describe(self) -> str:
+        """Short human-readable form, e.g. ``mbconv 32->64 s2 e4 64x128``."""
+        parts = [self.kind, f"{self.in_channels}->{self.out_channels}"]
+        if self.stride != 1:
+            parts.append(f"s{self.stride}")
+        if self.kind in ("mbconv",):
+            parts.append(f"e{self.expand_ratio}" + (" fewer-norm" if self.fewer_norm else "") + (" res" if self.residual else ""))
+        if self.kind == "litemla":
+            parts.append(f"dim{self.head_dim} k{'-'.join(map(str, self.scales)) or '-'}")
+        if self.upsample != 1:
+            parts.append(f"up{self.upsample}")
+        if self.mid_channels:
+            parts.append(f"mid{self.mid_channels}")
+        parts.append(f"{self.height}x{self.width}")
+        return " ".join(parts)
+
+
+def build_block(key: BlockKey) -> nn.Module:
+    """Build the module of one block (fresh weights). Its input is (N, in_channels, H, W)."""
+    c_in, c_out = key.in_channels, key.out_channels
+    if key.kind == "stem_conv":
+        return ConvLayer(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=ACT)
+    if key.kind == "dsconv":
+        block = DSConv(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=(ACT, None))
+        return ResidualBlock(block, IdentityLayer() if key.residual else None)
+    if key.kind == "mbconv":
+        block = MBConv(
+            c_in,
+            c_out,
+            key.kernel_size,
+            key.stride,
+            expand_ratio=key.expand_ratio,
+            use_bias=(True, True, False) if key.fewer_norm else False,
+            norm=(None, None, "bn2d") if key.fewer_norm else "bn2d",
+            act_func=(ACT, ACT, None),
+        )
+        return ResidualBlock(block, IdentityLayer() if key.residual else None)
+    if key.kind == "litemla":
+        return ResidualBlock(LiteMLA(c_in, c_out, dim=key.head_dim, scales=key.scales, norm="bn2d"), IdentityLayer())
+    if key.kind == "seg_input":
+        conv = ConvLayer(c_in, c_out, 1, norm="bn2d", act_func=None)
+        return conv if key.upsample == 1 else OpSequential([conv, UpSampleLayer(factor=key.upsample)])
+    # seg_output
+    ops: list[nn.Module] = []
+    width = c_in
+    if key.mid_channels:
+        ops.append(ConvLayer(c_in, key.mid_channels, 1, norm="bn2d", act_func=ACT))
+        width = key.mid_channels
+    ops.append(ConvLayer(width, c_out, 1, use_bias=True, norm=None, act_func=None))
+    return OpSequential(ops)
+
+
+class Slot(NamedTuple):
+    """Where a block sits in a network: its stage, its index there, its role, its key
+    (with no resolution yet), and the downsampling factor of its input."""
+
+    stage: str
+    index: int
+    role: str  # "main", "context" or "local"
+    key: BlockKey
+    input_stride: int
+
+
+def layout(spec: ArchSpec) -> list[Slot]:
+    """Every block of ``spec`` in execution order, as resolution-free slots."""
+    w, d, e = spec.widths, spec.depths, spec.expand_ratios
+    slots = [Slot("stem", 0, "main", BlockKey("stem_conv", 3, w[0], stride=2), 1)]
+    for j in range(d[0]):
+        slots.append(Slot("stem", j + 1, "main", BlockKey("dsconv", w[0], w[0], residual=True), 2))
+    for i in range(1, 5):
+        name, c_in, stride_in = STAGE_NAMES[i], w[i - 1], 2**i
+        fewer = i in ATTENTION_STAGES
+        first = BlockKey("mbconv", c_in, w[i], stride=2, expand_ratio=e[i - 1], fewer_norm=fewer)
+        slots.append(Slot(name, 0, "main", first, stride_in))
+        local = BlockKey("mbconv", w[i], w[i], expand_ratio=e[i - 1], fewer_norm=fewer, residual=True)
+        if not fewer:
+            slots.extend(Slot(name, j, "main", local, 2 * stride_in) for j in range(1, d[i]))
+            continue
+        for j, has_attention in enumerate(spec.attention[ATTENTION_STAGES.index(i)]):
+            if has_attention:
+                context = BlockKey("litemla", w[i], w[i], head_dim=spec.head_dim, scales=spec.scales, residual=True)
+                slots.append(Slot(name, j + 1, "context", context, 2 * stride_in))
+            slots.append(Slot(name, j + 1, "local", local, 2 * stride_in))
+    hw = spec.head_width
+    for j, i in enumerate(HEAD_INPUTS):
+        stride = 2 ** (i + 1)
+        slots.append(Slot("head", j, "input", BlockKey("seg_input", w[i], hw, upsample=stride // HEAD_STRIDE), stride))
+    middle = BlockKey("mbconv", hw, hw, expand_ratio=spec.head_expand_ratio, residual=True)
+    slots.extend(Slot("head", j, "middle", middle, HEAD_STRIDE) for j in range(spec.head_depth))
+    mid = 0 if spec.head_final_expand is None else hw * spec.head_final_expand
+    slots.append(Slot("head", 0, "output", BlockKey("seg_output", hw, spec.num_classes, mid_channels=mid), HEAD_STRIDE))
+    return slots
+
+
+def check_resolution(resolution: Any) -> tuple[int, int]:
+    """Validate an input size (H, W): positive multiples of 32. Returns it as a tuple."""
+    try:
+        height, width = (int(v) for v in resolution)
+    except (TypeError, ValueError):
+        raise SpecError(f"resolution must be (H, W), e.g. (1024, 2048) or '1024x2048'; got {resolution!r}") from None
+    if height <= 0 or width <= 0 or height % MAX_STRIDE or width % MAX_STRIDE:
+        raise SpecError(
+            f"resolution {height}x{width}: H and W must be positive multiples of {MAX_STRIDE} "
+            f"(the backbone downsamples 32x and the head adds stages 2-4 together); "
+            f"for example {max(MAX_STRIDE, round(height / MAX_STRIDE) * MAX_STRIDE)}x"
+            f"{max(MAX_STRIDE, round(width / MAX_STRIDE) * MAX_STRIDE)}"
+        )
+    return height, width
+
+
+def network_blocks(spec: ArchSpec, resolution: Any) -> list[tuple[Slot, BlockKey]]:
+    """Each slot of ``spec`` with its BlockKey at the input size ``resolution`` = (H, W)."""
+    height, width = check_resolution(resolution)
+    return [(s, s.key.at(height // s.input_stride, width // s.input_stride)) for s in layout(spec)]

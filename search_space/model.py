@@ -1,0 +1,110 @@
+"""build_model: ArchSpec -> EfficientViT segmentation network (backbone + head).
+
+The module tree and parameter names are those of the official implementation
+(``backbone.input_stem``, ``backbone.stages``, ``head.input_ops``, ``head.middle``,
+``head.output_ops``), so official checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from .blocks import HEAD_INPUTS, Slot, build_block, layout
+from .ops import EfficientViTBlock, OpSequential
+from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec
+
+__all__ = ["EfficientViTBackbone", "SegHead", "EfficientViTSeg", "build_model"]
+
+
+class EfficientViTBackbone(nn.Module):
+    """Stem and four stages; ``forward`` returns the named stage outputs."""
+
+    def __init__(self, input_stem: OpSequential, stages: list[OpSequential]) -> None:
+        super().__init__()
+        self.input_stem = input_stem
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = {"input": x}
+        features["stage0"] = x = self.input_stem(x)
+        for i, stage in enumerate(self.stages, 1):
+            features[f"stage{i}"] = x = stage(x)
+        features["stage_final"] = x
+        return features
+
+
+class SegHead(nn.Module):
+    """Fuse stages 4, 3, 2 at stride 8 (sum), refine with MBConvs, classify."""
+
+    def __init__(self, input_ops: list[nn.Module], middle: OpSequential, output_op: nn.Module) -> None:
+        super().__init__()
+        self.input_keys = [f"stage{i}" for i in HEAD_INPUTS]
+        self.input_ops = nn.ModuleList(input_ops)
+        self.middle = middle
+        self.output_ops = nn.ModuleList([output_op])
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        fused = None
+        for key, op in zip(self.input_keys, self.input_ops):
+            fused = op(features[key]) if fused is None else fused + op(features[key])
+        return self.output_ops[0](self.middle(fused))
+
+
+class EfficientViTSeg(nn.Module):
+    """An EfficientViT segmentation network: logits at 1/8 of the input size.
+
+    Attributes:
+        spec: the ArchSpec it was built from.
+    """
+
+    def __init__(self, backbone: EfficientViTBackbone, head: SegHead, spec: ArchSpec) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.spec = spec
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.backbone(x)
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def build_model(spec: ArchSpec) -> EfficientViTSeg:
+    """Build the network described by ``spec`` (freshly initialised weights).
+
+    Every leaf block comes from :func:`search_space.blocks.build_block`, so the network is
+    exactly the blocks that ``SearchSpace.blocks(spec, resolution)`` lists.
+    """
+    by_stage: dict[str, list[tuple[Slot, nn.Module]]] = defaultdict(list)
+    for slot in layout(spec):
+        by_stage[slot.stage].append((slot, build_block(slot.key)))
+
+    stem = OpSequential([m for _, m in by_stage["stem"]])
+    stages = []
+    for i in range(1, 5):
+        entries = by_stage[STAGE_NAMES[i]]
+        if i not in ATTENTION_STAGES:
+            stages.append(OpSequential([m for _, m in entries]))
+            continue
+        ops: list[nn.Module] = [entries[0][1]]  # the stride-2 MBConv
+        context = None
+        for slot, module in entries[1:]:
+            if slot.role == "context":
+                context = module
+            else:
+                ops.append(EfficientViTBlock(context, module))
+                context = None
+        stages.append(OpSequential(ops))
+
+    head_parts: dict[str, list[nn.Module]] = defaultdict(list)
+    for slot, module in by_stage["head"]:
+        head_parts[slot.role].append(module)
+    head = SegHead(head_parts["input"], OpSequential(head_parts["middle"]), head_parts["output"][0])
+    return EfficientViTSeg(EfficientViTBackbone(stem, stages), head, spec)

@@ -1,0 +1,214 @@
+"""ArchSpec: one EfficientViT segmentation network, as plain data.
+
+A network is five stages (the stem and stages 1-4, at strides 2, 4, 8, 16 and 32) and a
+segmentation head at stride 8 that fuses stages 4, 3 and 2, as in the official B series:
+
+- stem: a 3x3 stride-2 conv, then ``depths[0]`` residual DSConv blocks;
+- stages 1-2: ``depths[i]`` MBConv blocks, the first with stride 2 (so ``depths[i] >= 1``);
+- stages 3-4: a stride-2 MBConv, then ``depths[i]`` EfficientViT blocks; block ``j`` has a
+  LiteMLA context module when ``attention[i - 3][j]`` is true, and is MBConv-only otherwise;
+- head: per input stage a 1x1 conv to ``head_width`` (upsampled to stride 8), summed, then
+  ``head_depth`` residual MBConvs, an optional 1x1 expansion to ``head_width *
+  head_final_expand``, and a 1x1 classifier.
+
+The JSON form holds exactly these fields; unknown or missing fields are errors, so a
+misspelt field never passes silently.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES"]
+
+STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
+#: Indices (into ``widths``/``depths``) of the stages built from EfficientViT blocks.
+ATTENTION_STAGES = (3, 4)
+
+
+class SpecError(ValueError):
+    """An invalid ArchSpec, SearchSpace or network name; the message says what to fix."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_tuple(name: str, value: Any, length: int, minimum: int, meaning: str) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != length or not all(_is_int(v) for v in value):
+        raise SpecError(f"ArchSpec.{name}: expected {length} integers ({meaning}), got {value!r}")
+    if any(v < minimum for v in value):
+        raise SpecError(f"ArchSpec.{name}: every entry must be >= {minimum} ({meaning}), got {list(value)}")
+    return tuple(value)
+
+
+def _int_field(name: str, value: Any, minimum: int, meaning: str) -> int:
+    if not _is_int(value) or value < minimum:
+        raise SpecError(f"ArchSpec.{name}: expected an integer >= {minimum} ({meaning}), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """One network of the search space. Immutable and hashable; validated on creation.
+
+    Attributes:
+        widths: channels of (stem, stage1, stage2, stage3, stage4).
+        depths: blocks per stage: stem DSConv blocks (>= 0); stage 1-2 MBConv blocks
+            including the stride-2 one (>= 1); stage 3-4 EfficientViT blocks after the
+            stride-2 MBConv (>= 0).
+        expand_ratios: MBConv expand ratio of stages 1-4.
+        head_dim: LiteMLA channels per head (heads = width // head_dim).
+        scales: kernel sizes of the multi-scale token aggregation, strictly increasing odd
+            numbers; ``()`` means single-scale attention.
+        attention: for stage 3 and stage 4, one flag per EfficientViT block: does it have a
+            LiteMLA context module.
+        head_width: channels of the segmentation head.
+        head_depth: residual MBConv blocks in the head (>= 0).
+        head_expand_ratio: expand ratio of the head's MBConvs.
+        head_final_expand: the 1x1 expansion before the classifier (``None``: none).
+        num_classes: output classes.
+
+    Raises:
+        SpecError: on creation, naming the field and the allowed values.
+
+    Example:
+        >>> spec = ArchSpec.from_json('{"widths": [8, 16, 32, 64, 128], ...}')  # doctest: +SKIP
+        >>> ArchSpec.from_json(spec.to_json()) == spec
+        True
+    """
+
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+    expand_ratios: tuple[int, ...]
+    head_dim: int
+    scales: tuple[int, ...]
+    attention: tuple[tuple[bool, ...], ...]
+    head_width: int
+    head_depth: int
+    head_expand_ratio: int
+    head_final_expand: int | None
+    num_classes: int
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("widths", _int_tuple("widths", self.widths, 5, 1, "channels of stem, stage1..stage4"))
+        depths = _int_tuple("depths", self.depths, 5, 0, "blocks in stem, stage1..stage4")
+        for i in (1, 2):
+            if depths[i] < 1:
+                raise SpecError(
+                    f"ArchSpec.depths: {STAGE_NAMES[i]} needs at least 1 block (its first block "
+                    f"downsamples), got {list(depths)}"
+                )
+        put("depths", depths)
+        put("expand_ratios", _int_tuple("expand_ratios", self.expand_ratios, 4, 1, "MBConv expand ratio of stage1..stage4"))
+        put("head_dim", _int_field("head_dim", self.head_dim, 1, "LiteMLA channels per head"))
+
+        scales = self.scales
+        if (
+            not isinstance(scales, (list, tuple))
+            or not all(_is_int(s) and s >= 3 and s % 2 == 1 for s in scales)
+            or list(scales) != sorted(set(scales))
+        ):
+            raise SpecError(
+                "ArchSpec.scales: expected strictly increasing odd kernel sizes >= 3, "
+                f"for example [] or [5] or [3, 5, 7]; got {scales!r}"
+            )
+        put("scales", tuple(scales))
+
+        attention = self.attention
+        if not isinstance(attention, (list, tuple)) or len(attention) != len(ATTENTION_STAGES):
+            raise SpecError(
+                "ArchSpec.attention: expected two lists of true/false flags (stage3, stage4), "
+                f"got {attention!r}"
+            )
+        checked = []
+        for flags, i in zip(attention, ATTENTION_STAGES):
+            if not isinstance(flags, (list, tuple)) or not all(isinstance(f, bool) for f in flags):
+                raise SpecError(f"ArchSpec.attention: {STAGE_NAMES[i]} flags must be true/false values, got {flags!r}")
+            if len(flags) != depths[i]:
+                raise SpecError(
+                    f"ArchSpec.attention: {STAGE_NAMES[i]} has depth {depths[i]} but {len(flags)} "
+                    f"attention flags; give one flag per EfficientViT block"
+                )
+            if any(flags) and self.widths[i] % self.head_dim != 0:
+                raise SpecError(
+                    f"ArchSpec.widths: {STAGE_NAMES[i]} has attention, so its width {self.widths[i]} "
+                    f"must be a multiple of head_dim={self.head_dim}"
+                )
+            checked.append(tuple(flags))
+        put("attention", tuple(checked))
+
+        put("head_width", _int_field("head_width", self.head_width, 1, "channels of the head"))
+        put("head_depth", _int_field("head_depth", self.head_depth, 0, "MBConv blocks in the head"))
+        put("head_expand_ratio", _int_field("head_expand_ratio", self.head_expand_ratio, 1, "head MBConv expand ratio"))
+        if self.head_final_expand is not None:
+            _int_field("head_final_expand", self.head_final_expand, 1, "expansion before the classifier, or null")
+        put("num_classes", _int_field("num_classes", self.num_classes, 1, "output classes"))
+
+    # ----------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (lists instead of tuples)."""
+        data = asdict(self)
+        for name, value in data.items():
+            if isinstance(value, tuple):
+                data[name] = [list(v) if isinstance(v, tuple) else v for v in value]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
+        """Build from plain data; unknown or missing fields raise :class:`SpecError`."""
+        if not isinstance(data, dict):
+            raise SpecError(f"an ArchSpec must be a JSON object, got {type(data).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise SpecError(f"ArchSpec: unknown field(s) {unknown}; the fields are {names}")
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise SpecError(f"ArchSpec: missing field(s) {missing}; the fields are {names}")
+        return cls(**data)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text; ``ArchSpec.from_json(spec.to_json()) == spec``."""
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls, text_or_path: str | Path) -> "ArchSpec":
+        """Parse JSON text, or read a JSON file when given a path.
+
+        Raises:
+            SpecError: for a missing file, invalid JSON or an invalid spec.
+        """
+        if isinstance(text_or_path, Path) or not str(text_or_path).lstrip().startswith("{"):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise SpecError(f"ArchSpec file not found: {path}")
+            text, origin = path.read_text(encoding="utf-8"), str(path)
+        else:
+            text, origin = str(text_or_path), "ArchSpec JSON"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{origin}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        return cls.from_dict(data)
+
+    # ------------------------------------------------------------ summaries
+    def summary(self) -> str:
+        """One line, e.g. ``w8-16-32-64-128 d1-2-2-2-2 e4-4-4-4 hd16 k5 att11/11 head32x1e4f4 c19``."""
+
+        def dashed(values) -> str:
+            return "-".join(str(v) for v in values)
+
+        attn = "/".join("".join("1" if f else "0" for f in flags) or "-" for flags in self.attention)
+        final = "" if self.head_final_expand is None else f"f{self.head_final_expand}"
+        return (
+            f"w{dashed(self.widths)} d{dashed(self.depths)} e{dashed(self.expand_ratios)} "
+            f"hd{self.head_dim} k{dashed(self.scales) or '-'} att{attn} "
+            f"head{self.head_width}x{self.head_depth}e{self.head_expand_ratio}{final} c{self.num_classes}"
+        )

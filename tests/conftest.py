@@ -1,0 +1,28 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    return json.loads((DATA / "state_dict_manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def golden_counts() -> dict:
+    return json.loads((DATA / "golden_counts.json").read_text())["models"]
+
+
+@pytest.fixture(scope="session")
+def golden_b0() -> dict:
+    return torch.load(DATA / "efficientvit_seg_b0_cityscapes_small.pt", weights_only=True)
+
+
+def official_name(full: str) -> tuple[str, str]:
+    """'efficientvit_seg_b1_ade20k' -> ('efficientvit_seg_b1', 'ade20k')."""
+    name, dataset = full.rsplit("_", 1)
+    return name, dataset

@@ -1,0 +1,94 @@
+"""fvcore MACs: official totals, per-block sums, no silently dropped ops."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from nas.cost import IGNORED_OPS, UncountedOpError, block_macs, count_macs, count_params, stage_costs
+from search_space import build_model, create_model
+from search_space.space import SearchSpace
+from search_space.zoo import model_spec
+
+from ..conftest import official_name
+
+SPACE = SearchSpace.default()
+
+
+def _check_official(full, golden_counts):
+    name, dataset = official_name(full)
+    golden = golden_counts[full]
+    resolution = tuple(golden["resolution"])
+    want = golden["macs_g"] * 1e9
+    whole = count_macs(create_model(name, dataset), resolution)
+    by_blocks = count_macs(model_spec(name, dataset), resolution)
+    assert whole == by_blocks
+    assert abs(whole - want) / want < 0.001, f"{full}: {whole / 1e9:.4f} G MACs vs official {golden['macs_g']} G"
+    assert count_params(model_spec(name, dataset)) == golden["params"]
+
+
+def test_b0_matches_the_official_fvcore_count(golden_counts):
+    _check_official("efficientvit_seg_b0_cityscapes", golden_counts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "full",
+    [
+        "efficientvit_seg_b1_cityscapes",
+        "efficientvit_seg_b2_cityscapes",
+        "efficientvit_seg_b3_cityscapes",
+        "efficientvit_seg_b1_ade20k",
+        "efficientvit_seg_b2_ade20k",
+        "efficientvit_seg_b3_ade20k",
+    ],
+)
+def test_b1_b3_match_the_official_fvcore_counts(full, golden_counts):
+    _check_official(full, golden_counts)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([(64, 64), (64, 128), (128, 256), (32, 32)]))
+def test_per_block_counts_sum_to_the_whole_model(seed, resolution):
+    spec = SPACE.sample(seed)
+    model = build_model(spec)
+    assert count_macs(spec, resolution) == count_macs(model, resolution)
+    assert count_params(spec) == count_params(model)
+
+
+def test_stage_costs_add_up():
+    spec = model_spec("efficientvit_seg_b1")
+    stages = stage_costs(spec, (512, 1024))
+    assert list(stages) == ["stem", "stage1", "stage2", "stage3", "stage4", "head"]
+    assert sum(s["macs"] for s in stages.values()) == count_macs(spec, (512, 1024))
+    assert sum(s["params"] for s in stages.values()) == count_params(spec)
+
+
+def test_block_counts_are_cached_by_key():
+    key = SPACE.blocks(model_spec("efficientvit_seg_b0"), (256, 512))[5]
+    block_macs(key)
+    hits = block_macs.cache_info().hits
+    block_macs(type(key).from_dict(key.to_dict()))
+    assert block_macs.cache_info().hits == hits + 1
+
+
+def test_macs_scale_with_resolution():
+    spec = model_spec("efficientvit_seg_b0")
+    small, large = count_macs(spec, (256, 512)), count_macs(spec, (512, 1024))
+    # convolutions scale with pixels; only the attention's small d x d products do not
+    assert 3.9 < large / small <= 4.0
+
+
+class _Softmax(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x, dim=1)
+
+
+def test_an_op_without_a_counter_is_an_error():
+    with pytest.raises(UncountedOpError, match=r"no MAC counter for \['aten::softmax'\] in _Softmax"):
+        count_macs(_Softmax(), (32, 32))
+
+
+def test_every_ignored_op_has_a_reason():
+    assert all(isinstance(reason, str) and len(reason) > 20 for reason in IGNORED_OPS.values())

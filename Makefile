@@ -9,11 +9,10 @@ STAMP := $(VENV)/.installed
 
 env: $(STAMP)
 
+# torch==2.13.0 first: the CPU wheel (local on the development machines); an unpinned
+# torch would pull a multi-GB CUDA build. The package's own `torch>=2.1` is then satisfied.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU wheel of torch 2.13.0 (local on the development machines); an unpinned
-	# torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)

@@ -15,7 +15,6 @@ out; any other unsupported op is an error, so nothing with real MACs is dropped 
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
 from collections import defaultdict
 from typing import Any
@@ -59,7 +58,6 @@ def _fvcore_macs(module: nn.Module, example: torch.Tensor, what: str) -> int:
         analysis.uncalled_modules_warnings(False)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # jit tracer warnings about data-dependent branches
-            logging.getLogger("fvcore").setLevel(logging.ERROR)
             total = int(analysis.total())
         unknown = sorted(set(analysis.unsupported_ops()) - set(IGNORED_OPS))
     finally:

@@ -18,13 +18,13 @@ Kinds of block (``BlockKey.kind``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
 from torch import nn
 
 from .ops import ConvLayer, DSConv, IdentityLayer, LiteMLA, MBConv, OpSequential, ResidualBlock, UpSampleLayer
-from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError
+from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, from_fields
 
 __all__ = ["BlockKey", "Slot", "BLOCK_KINDS", "build_block", "layout", "network_blocks", "check_resolution"]
 
@@ -62,7 +62,7 @@ class BlockKey:
 
     def __post_init__(self) -> None:
         if self.kind not in BLOCK_KINDS:
-            raise ValueError(f"BlockKey.kind: unknown kind {self.kind!r}; the kinds are {BLOCK_KINDS}")
+            raise SpecError(f"BlockKey.kind: unknown kind {self.kind!r}; the kinds are {BLOCK_KINDS}")
         object.__setattr__(self, "scales", tuple(self.scales))
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,11 +72,8 @@ class BlockKey:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "BlockKey":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"BlockKey: unknown field(s) {unknown}; the fields are {sorted(names)}")
-        return cls(**data)
+        """Build from plain data (fields left out take their defaults)."""
+        return from_fields(cls, data, all_required=False)
 
     def at(self, height: int, width: int) -> "BlockKey":
         """The same block with input size ``height`` x ``width``."""
@@ -87,7 +84,7 @@ class BlockKey:
         parts = [self.kind, f"{self.in_channels}->{self.out_channels}"]
         if self.stride != 1:
             parts.append(f"s{self.stride}")
-        if self.kind in ("mbconv",):
+        if self.kind == "mbconv":
             parts.append(f"e{self.expand_ratio}" + (" fewer-norm" if self.fewer_norm else "") + (" res" if self.residual else ""))
         if self.kind == "litemla":
             parts.append(f"dim{self.head_dim} k{'-'.join(map(str, self.scales)) or '-'}")

@@ -15,12 +15,13 @@ import json
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from .blocks import BlockKey, check_resolution, network_blocks
-from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError
+from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, from_fields
+from .zoo import DATASETS
 
 __all__ = ["SearchSpace"]
 
@@ -116,8 +117,6 @@ class SearchSpace:
         Args:
             dataset: ``"cityscapes"`` (19 classes) or ``"ade20k"`` (150 classes).
         """
-        from .zoo import DATASETS
-
         if dataset not in DATASETS:
             raise SpecError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
         return cls(
@@ -137,19 +136,13 @@ class SearchSpace:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        return json.loads(json.dumps(data))  # tuples -> lists
+        """Plain JSON/YAML-ready data."""
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
-        if not isinstance(data, dict):
-            raise SpecError(f"a SearchSpace must be a mapping, got {type(data).__name__}")
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        missing = [n for n in names if n not in data]
-        if unknown or missing:
-            raise SpecError(f"SearchSpace: unknown field(s) {unknown}, missing field(s) {missing}; the fields are {names}")
-        return cls(**data)
+        """Build from plain data; unknown or missing fields raise :class:`SpecError`."""
+        return from_fields(cls, data)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "SearchSpace":

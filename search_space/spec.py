@@ -17,12 +17,13 @@ misspelt field never passes silently.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES"]
+__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES", "from_fields"]
 
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
 #: Indices (into ``widths``/``depths``) of the stages built from EfficientViT blocks.
@@ -31,6 +32,27 @@ ATTENTION_STAGES = (3, 4)
 
 class SpecError(ValueError):
     """An invalid ArchSpec, SearchSpace or network name; the message says what to fix."""
+
+
+def from_fields(cls: type, data: Any, all_required: bool = True) -> Any:
+    """Build the dataclass ``cls`` from a plain mapping (parsed JSON or YAML).
+
+    Raises:
+        SpecError: for data that is not a mapping, unknown fields (a misspelt field never
+            passes silently) and, with ``all_required``, missing fields; naming them all.
+    """
+    owner = cls.__name__
+    if not isinstance(data, dict):
+        raise SpecError(f"{owner}: expected a JSON object (a mapping), got {type(data).__name__}")
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    missing = [n for n in names if n not in data] if all_required else []
+    if unknown or missing:
+        problems = ", ".join(
+            part for part in (unknown and f"unknown field(s) {unknown}", missing and f"missing field(s) {missing}") if part
+        )
+        raise SpecError(f"{owner}: {problems}; the fields are {names}")
+    return cls(**data)
 
 
 def _is_int(value: Any) -> bool:
@@ -76,9 +98,16 @@ class ArchSpec:
         SpecError: on creation, naming the field and the allowed values.
 
     Example:
-        >>> spec = ArchSpec.from_json('{"widths": [8, 16, 32, 64, 128], ...}')  # doctest: +SKIP
+        >>> from search_space.zoo import model_spec
+        >>> spec = model_spec("efficientvit_seg_b0")
+        >>> spec.summary()
+        'w8-16-32-64-128 d1-2-2-2-2 e4-4-4-4 hd16 k5 att11/11 head32x1e4f4 c19'
         >>> ArchSpec.from_json(spec.to_json()) == spec
         True
+        >>> spec.replace(head_dim=48)
+        Traceback (most recent call last):
+        ...
+        search_space.spec.SpecError: ArchSpec.widths: stage3 has attention, so its width 64 must be a multiple of head_dim=48
     """
 
     widths: tuple[int, ...]
@@ -151,28 +180,19 @@ class ArchSpec:
             _int_field("head_final_expand", self.head_final_expand, 1, "expansion before the classifier, or null")
         put("num_classes", _int_field("num_classes", self.num_classes, 1, "output classes"))
 
+    def replace(self, **changes: Any) -> "ArchSpec":
+        """A copy with some fields changed (validated like any new spec)."""
+        return dataclasses.replace(self, **changes)
+
     # ----------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (lists instead of tuples)."""
-        data = asdict(self)
-        for name, value in data.items():
-            if isinstance(value, tuple):
-                data[name] = [list(v) if isinstance(v, tuple) else v for v in value]
-        return data
+        return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
         """Build from plain data; unknown or missing fields raise :class:`SpecError`."""
-        if not isinstance(data, dict):
-            raise SpecError(f"an ArchSpec must be a JSON object, got {type(data).__name__}")
-        names = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise SpecError(f"ArchSpec: unknown field(s) {unknown}; the fields are {names}")
-        missing = [n for n in names if n not in data]
-        if missing:
-            raise SpecError(f"ArchSpec: missing field(s) {missing}; the fields are {names}")
-        return cls(**data)
+        return from_fields(cls, data)
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text; ``ArchSpec.from_json(spec.to_json()) == spec``."""

@@ -6,6 +6,17 @@ import torch
 
 DATA = Path(__file__).parent / "data"
 
+#: The official segmentation models (the golden manifest's names).
+OFFICIAL = [
+    "efficientvit_seg_b0_cityscapes",
+    "efficientvit_seg_b1_cityscapes",
+    "efficientvit_seg_b2_cityscapes",
+    "efficientvit_seg_b3_cityscapes",
+    "efficientvit_seg_b1_ade20k",
+    "efficientvit_seg_b2_ade20k",
+    "efficientvit_seg_b3_ade20k",
+]
+
 
 @pytest.fixture(scope="session")
 def manifest() -> dict:

@@ -122,3 +122,19 @@ def test_space_summary_json(capsys):
     assert data["size"] == space.size()
     assert data["unique_blocks"]["512x1024"]["total"] == len(space.unique_blocks((512, 1024)))
     assert set(data["official_networks"].values()) == {"in the space"}
+
+
+def test_space_writes_the_unique_blocks_as_csv(tmp_path, capsys):
+    path = tmp_path / "blocks.csv"
+    assert run(capsys, "space", "--resolution", "256x512", "--blocks-csv", str(path))[0] == 0
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("resolution,kind,in_channels,out_channels,height,width")
+    assert len(lines) - 1 == len(SearchSpace.default().unique_blocks((256, 512)))
+    assert run(capsys, "space", "--resolution", "256x512", "--blocks-csv", str(path))[0] == 2  # no overwrite
+
+
+def test_public_names_import_from_the_package():
+    import search_space
+
+    for name in ("ArchSpec", "SearchSpace", "build_model", "create_model", "list_models"):
+        assert hasattr(search_space, name)

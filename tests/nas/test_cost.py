@@ -11,7 +11,7 @@ from search_space import build_model, create_model
 from search_space.space import SearchSpace
 from search_space.zoo import model_spec
 
-from ..conftest import official_name
+from ..conftest import OFFICIAL, official_name
 
 SPACE = SearchSpace.default()
 
@@ -33,17 +33,7 @@ def test_b0_matches_the_official_fvcore_count(golden_counts):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "full",
-    [
-        "efficientvit_seg_b1_cityscapes",
-        "efficientvit_seg_b2_cityscapes",
-        "efficientvit_seg_b3_cityscapes",
-        "efficientvit_seg_b1_ade20k",
-        "efficientvit_seg_b2_ade20k",
-        "efficientvit_seg_b3_ade20k",
-    ],
-)
+@pytest.mark.parametrize("full", [name for name in OFFICIAL if "_b0_" not in name])
 def test_b1_b3_match_the_official_fvcore_counts(full, golden_counts):
     _check_official(full, golden_counts)
 

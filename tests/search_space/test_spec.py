@@ -103,7 +103,7 @@ def test_bad_json_and_missing_files(tmp_path):
         ArchSpec.from_json('{"widths": [8,')
     with pytest.raises(SpecError, match="ArchSpec file not found"):
         ArchSpec.from_json(tmp_path / "nope.json")
-    with pytest.raises(SpecError, match="must be a JSON object"):
+    with pytest.raises(SpecError, match=r"ArchSpec: expected a JSON object \(a mapping\), got list"):
         ArchSpec.from_dict([1, 2])
 
 

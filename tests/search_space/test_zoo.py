@@ -6,17 +6,7 @@ import torch
 from search_space import SpecError, create_model, list_models, load_checkpoint
 from search_space.zoo import model_spec
 
-from ..conftest import official_name
-
-OFFICIAL = [
-    "efficientvit_seg_b0_cityscapes",
-    "efficientvit_seg_b1_cityscapes",
-    "efficientvit_seg_b2_cityscapes",
-    "efficientvit_seg_b3_cityscapes",
-    "efficientvit_seg_b1_ade20k",
-    "efficientvit_seg_b2_ade20k",
-    "efficientvit_seg_b3_ade20k",
-]
+from ..conftest import OFFICIAL, official_name
 
 
 def test_manifest_lists_the_seven_official_models(manifest):

@@ -85,6 +85,21 @@ def test_export_checks_parity_and_keeps_existing_files(tmp_path, capsys):
     assert out_path.stat().st_size == size
 
 
+def test_export_with_an_official_checkpoint(tmp_path, capsys, golden_b0):
+    import onnxruntime as ort
+    import torch
+
+    ckpt = tmp_path / "b0.pt"
+    torch.save({"state_dict": golden_b0["state_dict"]}, ckpt)
+    out_path = tmp_path / "b0.onnx"
+    code, out, _ = run(capsys, "export", "efficientvit_seg_b0", "--resolution", "128x256", "--weights", str(ckpt),
+                       "-o", str(out_path), "--json")
+    assert code == 0 and json.loads(out)["max_abs_diff"] < 1e-3
+    session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": golden_b0["input"].numpy()})[0]
+    assert abs(got - golden_b0["output"].numpy()).max() < 1e-3
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -16,6 +16,8 @@ from search_space.blocks import BLOCK_KINDS, check_resolution, network_blocks
 from search_space.space import SearchSpace
 from search_space.spec import ArchSpec, SpecError
 from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
+from latency_tables.profile import ProfileError
+from latency_tables.table import TableError
 
 log = logging.getLogger("evit-nas")
 
@@ -36,6 +38,12 @@ def parse_resolution(text: str) -> tuple[int, int]:
         return check_resolution((height, width))
     except SpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def platform_node() -> str:
+    import platform
+
+    return (platform.node() or "device").split(".")[0]
 
 
 def _version() -> str:
@@ -245,6 +253,185 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- latency
+class _Progress:
+    """tqdm bars fed by the (done, total) callbacks of the profiling code."""
+
+    def __init__(self, desc: str, unit: str) -> None:
+        self.desc, self.unit, self.bar = desc, unit, None
+
+    def __call__(self, done: int, total: int, *_: Any) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True, leave=True)
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _remote(args: argparse.Namespace):
+    from latency_tables.remote import SSHTarget
+
+    if not args.remote:
+        return None
+    return SSHTarget(args.remote, port=args.port, identity=args.identity, python=args.remote_python,
+                     options=tuple(args.ssh_option or ()))
+
+
+def _table_path(args: argparse.Namespace) -> Path:
+    if args.output:
+        return Path(args.output)
+    h, w = args.resolution
+    return Path(f"{args.device}_{h}x{w}_t{args.threads}.csv")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from latency_tables.build import import_results, plan_profile, profile_table, reference_spec
+    from latency_tables.bundle import export_bundle, load_bundle
+    from latency_tables.table import LatencyTable
+
+    output = _table_path(args)
+    if args.import_results:
+        if not args.bundle:
+            raise CLIError("--import needs --bundle DIR (the bundle the results were measured from)")
+        base = LatencyTable.load(output) if output.exists() else None
+        table = import_results(load_bundle(args.bundle), args.import_results, base)
+        table.save(output)
+        print(f"wrote {output}: {len(table.rows)} blocks from {args.import_results}")
+        return 0
+    if args.resolution is None:
+        raise CLIError("give --resolution HxW (the input size the table is for, e.g. 512x1024)")
+    space = _load_space(args)
+    existing = LatencyTable.load(output) if output.exists() and not args.export_only else None
+    blocks_from = [resolve_network(n, args.dataset) for n in args.blocks_from or ()]
+    plan = plan_profile(args.resolution, space, blocks_from, args.calibration, args.seed, existing)
+    if existing is not None:
+        print(f"extending {output}: {len(existing.rows)} blocks kept, {len(plan.blocks)} to measure", file=sys.stderr)
+    if args.export_only:
+        manifest = export_bundle(args.export_only, plan.resolution, plan.blocks, plan.networks, reference=reference_spec(),
+                                 info={"purpose": "table", "coverage": plan.coverage,
+                                       **({"space_fingerprint": plan.space_fingerprint} if plan.space_fingerprint else {})},
+                                 progress=_Progress("export", "model"))
+        print(f"wrote bundle {args.export_only} ({len(manifest['entries'])} models). On the device (numpy + onnxruntime):\n"
+              f"  python3 {args.export_only}/profile.py run {args.export_only} -o results.csv --threads {args.threads} "
+              f"--device {args.device}\nthen here:\n  evit-nas profile --import results.csv --bundle {args.export_only} -o {output}")
+        return 0
+    if not plan.blocks and not plan.networks:
+        print(f"{output} already has every block; nothing to measure")
+        return 0
+    print(f"measuring {len(plan.blocks)} blocks and {len(plan.networks)} calibration networks at "
+          f"{args.resolution[0]}x{args.resolution[1]}, {args.threads} thread(s), on "
+          f"{args.remote or 'this machine'}", file=sys.stderr)
+    table = profile_table(output, plan, args.device, args.threads, args.warmup, args.repeats, _remote(args),
+                          keep_work=args.keep_work, export_progress=_Progress("export", "model"),
+                          time_progress=_Progress("time", "model"))
+    cal = table.calibration
+    result = {"table": str(output), "blocks": len(table.rows), "calibration_networks": cal.networks,
+              "calibration_fit_mape_pct": cal.fit_mape, "reference_ms": table.meta["reference"]["median_ms"]}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"wrote {output}: {len(table.rows)} blocks, calibrated on {cal.networks} networks "
+              f"(fit MAPE {cal.fit_mape}%), reference B0 {result['reference_ms']:.2f} ms")
+    return 0
+
+
+def _load_table(args: argparse.Namespace):
+    from latency_tables.table import LatencyTable
+
+    table = LatencyTable.load(args.table)
+    return table
+
+
+def cmd_latency_predict(args: argparse.Namespace) -> int:
+    label, spec = _network(args)
+    table = _load_table(args)
+    resolution = args.resolution or table.resolution
+    for warning in table.check(resolution=resolution, threads=args.threads, force=args.force):
+        print(warning, file=sys.stderr)
+    predicted = table.predict_ms(spec, resolution)
+    stages = table.breakdown_ms(spec, resolution)
+    info = {k: table.meta.get(k) for k in ("device", "cpu", "arch", "threads", "onnxruntime", "date")}
+    if args.json:
+        _print_json({"network": label, "resolution": list(resolution), "predicted_ms": predicted, "stages_ms": stages,
+                     "table": str(args.table), **info})
+        return 0
+    print(f"{label}: {predicted:.2f} ms predicted at {resolution[0]}x{resolution[1]}, batch 1, "
+          f"{info['threads']} thread(s), on {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']})")
+    for name, ms in stages.items():
+        print(f"  {name:<9}{ms:>9.2f} ms")
+    return 0
+
+
+def cmd_latency_validate(args: argparse.Namespace) -> int:
+    import platform
+
+    import onnxruntime
+
+    from latency_tables.build import measure_networks
+    from latency_tables.validate import held_out_networks, summarise, write_csv, write_plot
+    from nas.cost import count_macs
+
+    table = _load_table(args)
+    space = _load_space(args)
+    remote = _remote(args)
+    checks = {"space_fingerprint": space.fingerprint()} if table.meta.get("coverage") == "space" else {}
+    if remote is None:
+        checks.update(arch=platform.machine(), onnxruntime=onnxruntime.__version__)
+    for warning in table.check(force=args.force, **checks):
+        print(warning, file=sys.stderr)
+    networks = held_out_networks(space, table, args.samples, args.seed)
+    for _, spec in networks:
+        table.predict_ms(spec)  # a missing block fails here, before any timing
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / "validate.work"
+    meta, results, manifest = measure_networks(
+        [s for _, s in networks], table.resolution, work, table.meta["device"], int(table.meta["threads"]),
+        args.warmup, args.repeats, remote, export_progress=_Progress("export", "network"),
+        time_progress=_Progress("time", "network"))
+    reference_ms = table.meta["reference"]["median_ms"]
+    from latency_tables.bundle import network_id
+
+    rows = []
+    for name, spec in networks:
+        r = results[network_id(spec)]
+        factor = reference_ms / r["ref_ms"] if r.get("ref_ms") else 1.0
+        rows.append({"name": name, "summary": spec.summary(), "macs": count_macs(spec, table.resolution),
+                     "predicted_ms": table.predict_ms(spec), "measured_ms": r["median_ms"] * factor,
+                     "raw_measured_ms": r["median_ms"], "p10_ms": r["p10_ms"] * factor, "p90_ms": r["p90_ms"] * factor})
+    summaries = summarise(rows)
+    stem = f"validate_{Path(args.table).stem}_n{args.samples}_s{args.seed}"
+    csv_path, png_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.png"
+    info = {"table": str(args.table), "device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
+            "onnxruntime": meta.get("onnxruntime"), "threads": meta.get("threads"), "date": meta.get("date"),
+            "resolution": "x".join(map(str, table.resolution)), "samples": args.samples, "seed": args.seed}
+    write_csv(csv_path, rows, {**info, **{f"summary_{k}": v.line() for k, v in summaries.items()}})
+    write_plot(png_path, rows, summaries, f"{table.meta['device']} {info['resolution']}, {info['threads']} thread(s): "
+               f"{len(rows)} held-out networks")
+    import shutil
+
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        _print_json({"csv": str(csv_path), "png": str(png_path), **info,
+                     **{k: vars(v) for k, v in summaries.items()}})
+        return 0
+    print(f"{'network':<22}{'predicted':>10}{'measured':>10}{'error':>8}  spec")
+    for r in rows:
+        print(f"{r['name']:<22}{r['predicted_ms']:>9.2f} {r['measured_ms']:>9.2f} {r['error_pct']:>+7.1f}%  {r['summary']}")
+    print(f"\nlatency table   : {summaries['table'].line()}")
+    print(f"MACs baseline   : {summaries['macs_baseline'].line()}")
+    print(f"(against raw timings, without the speed correction: table {summaries['table_raw'].line()})")
+    print(f"wrote {csv_path} and {png_path}")
+    return 0
+
+
 # ----------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -313,6 +500,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_spec)
+
+    def add_remote(p: argparse.ArgumentParser) -> None:
+        g = p.add_argument_group("measuring on another device over SSH (it needs python3, numpy, onnxruntime; no torch)")
+        g.add_argument("--remote", metavar="USER@HOST", help="time on this SSH host instead of this machine")
+        g.add_argument("--port", type=int, default=22, help="SSH port (default: 22)")
+        g.add_argument("--identity", metavar="FILE", help="SSH private key")
+        g.add_argument("--remote-python", default="python3", help="Python on the device (default: python3)")
+        g.add_argument("--ssh-option", action="append", metavar="OPT", help="extra `ssh -o` option (repeatable)")
+
+    def add_timing(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--warmup", type=int, default=3, help="untimed visits per model (default: 3)")
+        p.add_argument("--repeats", type=int, default=20, help="timed visits per model (default: 20)")
+
+    p = sub.add_parser("profile", help="measure a device into a latency table",
+                       description="Export every block the search space can produce (or the blocks of given networks) "
+                       "to ONNX, time each with onnxruntime on the device, and write a latency table with its metadata. "
+                       "Interrupt it at any time: the next run resumes. An existing table is extended, never lost.")
+    p.add_argument("--device", default=platform_node(), help="a name for the device (default: this host's name)")
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    add_timing(p)
+    p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
+    add_dataset(p)
+    p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    p.add_argument("--blocks-from", nargs="+", metavar="NETWORK", help="profile only the blocks of these networks")
+    p.add_argument("--calibration", type=int, default=40, help="end-to-end networks timed to calibrate (default: 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks (default: 0)")
+    p.add_argument("--export-only", metavar="DIR", help="only write the bundle (ONNX + manifest + profile.py) to DIR")
+    p.add_argument("--import", dest="import_results", metavar="RESULTS", help="import a results CSV timed on a device")
+    p.add_argument("--bundle", metavar="DIR", help="with --import: the bundle it was timed from")
+    p.add_argument("--keep-work", action="store_true", help="keep the work folder (bundle, raw results)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    add_remote(p)
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("latency", help="predict latency from a table, or check a table",
+                       description="Predict a network's latency from a device table, or validate the table against "
+                       "end-to-end measurements.")
+    lat = p.add_subparsers(dest="latency_command", metavar="ACTION", required=True)
+    q = lat.add_parser("predict", help="predicted latency of a network",
+                       description="Predict a network's end-to-end latency (ms, batch 1) on the table's device.")
+    q.add_argument("--table", required=True, help="latency table CSV")
+    add_network(q)
+    q.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="must be the table's (default: it)")
+    q.add_argument("--threads", type=int, help="refuse the table unless it was measured with this many threads")
+    q.add_argument("--force", action="store_true", help="use a table with another thread count, with a warning")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_latency_predict)
+    q = lat.add_parser("validate", help="predicted against measured latency on held-out networks",
+                       description="Sample held-out networks (plus B0-B3 where the space has them), time each end to end "
+                       "with the table's protocol, and report how well the table predicts them: share within ±5%% and "
+                       "±10%%, MAPE, Spearman, and the same for a MACs-proportional baseline. Writes a CSV and a PNG.")
+    q.add_argument("--table", required=True, help="latency table CSV")
+    q.add_argument("--samples", type=int, default=20, help="random held-out networks (default: 20)")
+    q.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
+    add_dataset(q)
+    q.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    q.add_argument("-o", "--output", default="latency_validation", help="folder for the CSV and PNG (default: latency_validation)")
+    q.add_argument("--force", action="store_true", help="measure despite another onnxruntime version, with a warning")
+    add_timing(q)
+    q.add_argument("--json", action="store_true", help="machine-readable summary")
+    add_remote(q)
+    q.set_defaults(func=cmd_latency_validate)
     return parser
 
 
@@ -322,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CLIError, SpecError) as exc:
+    except (CLIError, SpecError, TableError, ProfileError) as exc:
         print(f"evit-nas: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,252 @@
+"""Build a latency table: export a bundle, time it (here or over SSH), import the results.
+
+The work folder (``TABLE.work/``) keeps the bundle and the partial results until the
+table is written, so an interrupted profile resumes where it stopped; an existing table
+is extended (its rows kept) rather than replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_space import ArchSpec, BlockKey, SearchSpace
+from search_space.zoo import model_spec
+
+from .bundle import block_id, export_bundle, network_id, package_version
+from .profile import ProfileError, parse_csv, run_bundle
+from .remote import SSHTarget, check_remote, run_remote
+from .table import LatencyTable, TableError, fit_calibration
+
+__all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks"]
+
+log = logging.getLogger(__name__)
+
+#: The network timed alongside every chunk to track the device's speed.
+REFERENCE_NETWORK = "efficientvit_seg_b0"
+
+
+def reference_spec() -> ArchSpec:
+    return model_spec(REFERENCE_NETWORK, "cityscapes")
+
+
+def read_results(path: str | Path, manifest: dict) -> tuple[dict, dict[str, dict[str, float]]]:
+    """Results of a bundle: (metadata, id -> numbers). Checks that they belong to it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProfileError(f"results file not found: {path}")
+    meta, rows = parse_csv(path.read_text(encoding="utf-8"), str(path))
+    if meta.get("bundle") != manifest["bundle_id"]:
+        raise ProfileError(f"{path} holds results of another bundle ({meta.get('bundle')}, not {manifest['bundle_id']})")
+    out: dict[str, dict[str, float]] = {}
+    for row in rows:
+        try:
+            out[row["id"]] = {k: float(v) for k, v in row.items() if k != "id" and v not in ("", None)}
+        except (TypeError, ValueError):
+            raise ProfileError(f"{path}: damaged row for {row.get('id')}; delete the file and time again") from None
+    return meta, out
+
+
+def _speed_factor(reference_ms: float, row: dict[str, float]) -> float:
+    return reference_ms / row["ref_ms"] if row.get("ref_ms") else 1.0
+
+
+def import_results(
+    manifest: dict,
+    results_path: str | Path,
+    base: LatencyTable | None = None,
+) -> LatencyTable:
+    """Turn a bundle's results into a LatencyTable (extending ``base`` when given).
+
+    Raises:
+        ProfileError: results of another bundle, or incomplete.
+        TableError: ``base`` does not match the new measurements.
+    """
+    meta, results = read_results(results_path, manifest)
+    missing = [e["id"] for e in manifest["entries"] if e["id"] not in results and e["id"] != manifest.get("reference")]
+    if missing:
+        raise ProfileError(
+            f"{results_path} covers {len(manifest['entries']) - len(missing)} of {len(manifest['entries'])} entries; "
+            "run the timing again to finish it (it resumes)"
+        )
+    if base is not None:
+        base.check(resolution=manifest["resolution"], threads=int(meta["threads"]), arch=meta["arch"],
+                   onnxruntime=meta["onnxruntime"])
+        reference_ms = float(base.meta["reference"]["median_ms"])
+        rows = dict(base.rows)
+        networks = list(base.meta.get("calibration_networks", []))
+        table_meta = dict(base.meta)
+    else:
+        refs = [r["ref_ms"] for r in results.values() if r.get("ref_ms")]
+        reference_ms = statistics.median(refs) if refs else 0.0
+        rows, networks = {}, []
+        table_meta = {
+            "version": 1,
+            **{k: meta[k] for k in ("device", "cpu", "arch", "os", "python", "numpy", "onnxruntime", "threads",
+                                     "cpu_count", "date") if k in meta},
+            "resolution": list(manifest["resolution"]),
+            "package_version": package_version(),
+            "space_fingerprint": manifest.get("space_fingerprint"),
+            "coverage": manifest.get("coverage", "space"),
+            "warmup": meta.get("warmup"), "repeats": meta.get("repeats"),
+            "reference": {"network": REFERENCE_NETWORK, "median_ms": round(reference_ms, 6)},
+        }
+    for entry in manifest["entries"]:
+        if entry["id"] == manifest.get("reference"):
+            continue
+        row = results[entry["id"]]
+        factor = _speed_factor(reference_ms, row)
+        if entry["type"] == "block":
+            rows[BlockKey.from_dict(entry["key"])] = {
+                "median_ms": row["median_ms"] * factor,
+                "p10_ms": row["p10_ms"] * factor,
+                "p90_ms": row["p90_ms"] * factor,
+                "runs": row["runs"],
+                "raw_median_ms": row["median_ms"],
+                "ref_ms": row.get("ref_ms", 0.0),
+            }
+        else:
+            networks = [n for n in networks if n["spec"] != entry["spec"]]
+            networks.append({"spec": entry["spec"], "median_ms": round(row["median_ms"] * factor, 6),
+                             "raw_median_ms": round(row["median_ms"], 6)})
+    table_meta["calibration_networks"] = networks
+    if base is not None and table_meta.get("coverage") != manifest.get("coverage", "space"):
+        table_meta["coverage"] = "space + networks"
+    table = LatencyTable(table_meta, rows, path="the new table")
+    return calibrate(table)
+
+
+def calibrate(table: LatencyTable) -> LatencyTable:
+    """Fit the table's calibration to its calibration networks (those fully covered)."""
+    rows, measured = [], []
+    for net in table.meta.get("calibration_networks", []):
+        try:
+            rows.append(table.features(ArchSpec.from_dict(net["spec"])))
+        except TableError:
+            continue
+        measured.append(net["median_ms"])
+    if len(measured) >= 3:
+        table.calibration = fit_calibration(np.array(rows), np.array(measured))
+    return table
+
+
+@dataclass
+class ProfilePlan:
+    """What one ``evit-nas profile`` run measures."""
+
+    resolution: tuple[int, int]
+    blocks: list[BlockKey]
+    networks: list[ArchSpec]
+    space_fingerprint: str | None
+    coverage: str
+
+
+def plan_profile(
+    resolution: tuple[int, int],
+    space: SearchSpace,
+    blocks_from: Sequence[ArchSpec] = (),
+    calibration_networks: int = 40,
+    seed: int = 0,
+    existing: LatencyTable | None = None,
+) -> ProfilePlan:
+    """Choose the blocks and end-to-end networks to time.
+
+    With ``blocks_from``, only those networks' blocks are timed and the networks
+    themselves calibrate; otherwise every block of the space, and ``calibration_networks``
+    networks sampled from the space with ``seed`` (validation samples with other seeds).
+    Rows already in ``existing`` are not timed again.
+    """
+    if blocks_from:
+        keys = [k for spec in blocks_from for k in space.blocks(spec, resolution)]
+        networks = list(dict.fromkeys(blocks_from))
+        fingerprint, coverage = None, "networks"
+    else:
+        keys = space.unique_blocks(resolution)
+        rng_seed = 10_000 + seed
+        networks = [space.sample(rng_seed + i) for i in range(calibration_networks)]
+        fingerprint, coverage = space.fingerprint(), "space"
+        keys = keys + [k for n in networks for k in space.blocks(n, resolution)]
+    keys = list(dict.fromkeys(keys))
+    if existing is not None:
+        keys = [k for k in keys if k not in existing.rows]
+        done = {repr(n["spec"]) for n in existing.meta.get("calibration_networks", [])}
+        networks = [n for n in networks if repr(n.to_dict()) not in done]
+    return ProfilePlan(resolution, keys, networks, fingerprint, coverage)
+
+
+def measure_networks(
+    networks: Sequence[ArchSpec],
+    resolution: tuple[int, int],
+    work_dir: str | Path,
+    device: str,
+    threads: int,
+    warmup: int = 3,
+    repeats: int = 20,
+    remote: SSHTarget | None = None,
+    export_progress: Callable[[int, int], None] | None = None,
+    time_progress: Callable | None = None,
+) -> tuple[dict, dict[str, dict[str, float]], dict]:
+    """Time whole networks end to end with the table protocol (here or over SSH).
+
+    Returns:
+        (results metadata, network id -> numbers, manifest).
+    """
+    manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
+                             info={"purpose": "networks"}, progress=export_progress)
+    results = Path(work_dir) / "results.csv"
+    _time_bundle(manifest, Path(work_dir) / "bundle", results, device, threads, warmup, repeats, remote, time_progress)
+    meta, rows = read_results(results, manifest)
+    return meta, rows, manifest
+
+
+def _time_bundle(manifest, bundle_dir, results, device, threads, warmup, repeats, remote, progress) -> None:
+    if remote is not None:
+        check_remote(remote)
+        run_remote(remote, bundle_dir, manifest, results, device, threads, warmup, repeats)
+    else:
+        run_bundle(str(bundle_dir), str(results), device, threads, warmup, repeats, progress=progress)
+
+
+def profile_table(
+    output: str | Path,
+    plan: ProfilePlan,
+    device: str,
+    threads: int,
+    warmup: int = 3,
+    repeats: int = 20,
+    remote: SSHTarget | None = None,
+    keep_work: bool = False,
+    export_progress: Callable[[int, int], None] | None = None,
+    time_progress: Callable | None = None,
+) -> LatencyTable:
+    """Measure ``plan`` and write (or extend) the table at ``output``, atomically.
+
+    The work folder ``output.work/`` holds the bundle and partial results until the table
+    is written; it is removed afterwards unless ``keep_work``.
+    """
+    output = Path(output)
+    base = LatencyTable.load(output) if output.exists() else None
+    work = output.with_name(output.name + ".work")
+    bundle_dir = work / "bundle"
+    info: dict[str, Any] = {"purpose": "table", "coverage": plan.coverage}
+    if plan.space_fingerprint:
+        info["space_fingerprint"] = plan.space_fingerprint
+    manifest = export_bundle(bundle_dir, plan.resolution, blocks=plan.blocks, networks=plan.networks,
+                             reference=reference_spec(), info=info, progress=export_progress)
+    results = work / "results.csv"
+    _time_bundle(manifest, bundle_dir, results, device, threads, warmup, repeats, remote, time_progress)
+    table = import_results(manifest, results, base)
+    table.save(output)
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return LatencyTable.load(output)
+
+
+__all__ += ["plan_profile", "calibrate", "read_results", "reference_spec"]

@@ -1,0 +1,126 @@
+"""Bundles: folders of ONNX models plus a manifest, exported on a workstation (needs torch)
+and timed on the device by ``profile.py`` (needs only numpy + onnxruntime).
+
+A bundle entry is either one block (a BlockKey, the latency table's unit) or one whole
+network (an ArchSpec, for calibration and validation). Entry ids are hashes of what they
+hold, so re-exporting the same work gives the same ids and partial results stay valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterable
+from importlib import metadata
+from pathlib import Path
+
+from search_space import ArchSpec, BlockKey, build_block, build_model
+from search_space.blocks import check_resolution
+from nas.export import DEFAULT_OPSET, export_onnx
+
+from .profile import ProfileError, read_manifest, write_atomic
+
+__all__ = ["BUNDLE_FORMAT", "block_id", "network_id", "export_bundle", "profile_script"]
+
+BUNDLE_FORMAT = "evit-nas-bundle"
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def block_id(key: BlockKey) -> str:
+    """Stable id of a block entry."""
+    return "blk-" + _digest(key.to_dict())
+
+
+def network_id(spec: ArchSpec) -> str:
+    """Stable id of a whole-network entry."""
+    return "net-" + _digest(spec.to_dict())
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("evit-nas")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def profile_script() -> Path:
+    """Path of the stand-alone timing script that is copied to devices."""
+    return Path(__file__).with_name("profile.py")
+
+
+def export_bundle(
+    directory: str | Path,
+    resolution: tuple[int, int],
+    blocks: Iterable[BlockKey] = (),
+    networks: Iterable[ArchSpec] = (),
+    reference: ArchSpec | None = None,
+    info: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> dict:
+    """Export blocks and networks to ONNX in ``directory`` and write its manifest.
+
+    Files that already exist are kept (an interrupted export resumes). A copy of
+    ``profile.py`` is put in the bundle so the folder alone is enough on a device.
+
+    Args:
+        resolution: the network input size (H, W); blocks carry their own input size.
+        reference: a network timed alongside every chunk of entries, to track the
+            machine's speed over the run (see ``profile.run_bundle``).
+        info: extra manifest fields (space fingerprint, purpose, ...).
+
+    Returns:
+        The manifest (also written as ``manifest.json``).
+    """
+    height, width = check_resolution(resolution)
+    directory = Path(directory)
+    (directory / "onnx").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for key in dict.fromkeys(blocks):
+        entries.append({"id": block_id(key), "type": "block", "key": key.to_dict(),
+                        "input_shape": [1, key.in_channels, key.height, key.width]})
+    networks = list(networks)
+    if reference is not None and reference not in networks:
+        networks.append(reference)
+    for spec in dict.fromkeys(networks):
+        entries.append({"id": network_id(spec), "type": "network", "spec": spec.to_dict(),
+                        "input_shape": [1, 3, height, width]})
+    for number, entry in enumerate(entries, 1):
+        entry["file"] = f"onnx/{entry['id']}.onnx"
+        path = directory / entry["file"]
+        if not path.exists():
+            if entry["type"] == "block":
+                module = build_block(BlockKey.from_dict(entry["key"]))
+            else:
+                module = build_model(ArchSpec.from_dict(entry["spec"]))
+            export_onnx(module, tuple(entry["input_shape"]), path, opset=opset)
+        if progress is not None:
+            progress(number, len(entries))
+    manifest = {
+        "format": BUNDLE_FORMAT,
+        "version": 1,
+        "bundle_id": _digest({"ids": [e["id"] for e in entries], "opset": opset,
+                              "reference": None if reference is None else network_id(reference)}),
+        "resolution": [height, width],
+        "opset": opset,
+        "package_version": package_version(),
+        "reference": None if reference is None else network_id(reference),
+        **(info or {}),
+        "entries": entries,
+    }
+    write_atomic(str(directory / "manifest.json"), json.dumps(manifest, indent=1))
+    shutil.copyfile(profile_script(), directory / "profile.py")
+    return manifest
+
+
+def load_bundle(directory: str | Path) -> dict:
+    """Read and check a bundle's manifest (every listed ONNX file must be there)."""
+    return read_manifest(os.fspath(directory))
+
+
+__all__ += ["load_bundle", "ProfileError"]

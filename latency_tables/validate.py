@@ -1,0 +1,172 @@
+"""How well a latency table predicts measured end-to-end latency.
+
+Held-out networks (sampled with a seed the calibration did not use, plus B0-B3 where the
+space holds them) are timed end to end with the table's protocol, and compared with the
+table's prediction and with a MACs baseline (latency proportional to MACs, its one factor
+fitted on the same measurements, so the baseline gets every advantage).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search_space import ArchSpec, SearchSpace
+from search_space.zoo import model_spec
+
+from .profile import write_atomic
+from .table import LatencyTable
+
+__all__ = ["Summary", "held_out_networks", "summarise", "spearman", "write_csv", "write_plot", "CSV_COLUMNS"]
+
+CSV_COLUMNS = ["name", "summary", "macs", "predicted_ms", "measured_ms", "error_pct", "raw_measured_ms",
+               "raw_error_pct", "macs_baseline_ms", "macs_baseline_error_pct", "p10_ms", "p90_ms"]
+
+
+def held_out_networks(space: SearchSpace, table: LatencyTable, samples: int, seed: int) -> list[tuple[str, ArchSpec]]:
+    """``samples`` random networks of ``space`` not used to calibrate ``table``, then the
+    official B0-B3 that the space contains."""
+    used = {repr(n["spec"]) for n in table.meta.get("calibration_networks", [])}
+    out: list[tuple[str, ArchSpec]] = []
+    seen: set[ArchSpec] = set()
+    draw = 0
+    while len(out) < samples:
+        spec = space.sample(seed * 1_000_003 + draw)
+        draw += 1
+        if repr(spec.to_dict()) in used or spec in seen:
+            continue
+        seen.add(spec)
+        out.append((f"sample{len(out):03d}", spec))
+    for b in range(4):
+        name = f"efficientvit_seg_b{b}"
+        try:
+            spec = model_spec(name, "cityscapes")
+        except ValueError:
+            continue
+        spec = spec.replace(num_classes=space.num_classes)
+        if space.contains(spec) and spec not in seen:
+            out.append((name, spec))
+    return out
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values), dtype=float)
+    for value in np.unique(values):  # average ranks of ties
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation (ties get average ranks)."""
+    ra, rb = _ranks(np.asarray(a, float)), _ranks(np.asarray(b, float))
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+@dataclass
+class Summary:
+    """Accuracy figures of one predictor against measurements (errors in %)."""
+
+    networks: int
+    within_5: float
+    within_10: float
+    mape: float
+    bias: float
+    max_error: float
+    spearman: float
+
+    @classmethod
+    def of(cls, predicted: Sequence[float], measured: Sequence[float]) -> "Summary":
+        p, m = np.asarray(predicted, float), np.asarray(measured, float)
+        err = (p / m - 1) * 100
+        return cls(len(m), float(np.mean(np.abs(err) <= 5) * 100), float(np.mean(np.abs(err) <= 10) * 100),
+                   float(np.mean(np.abs(err))), float(np.mean(err)), float(np.abs(err).max()), spearman(p, m))
+
+    def line(self) -> str:
+        return (f"within ±5%: {self.within_5:.0f}%   within ±10%: {self.within_10:.0f}%   MAPE {self.mape:.2f}%   "
+                f"bias {self.bias:+.2f}%   max {self.max_error:.1f}%   Spearman {self.spearman:.3f}")
+
+
+def macs_baseline(macs: Sequence[float], measured: Sequence[float]) -> np.ndarray:
+    """Latency = k * MACs with k fitted by least squares on relative errors."""
+    x, m = np.asarray(macs, float), np.asarray(measured, float)
+    r = x / m
+    k = r.sum() / (r * r).sum()
+    return k * x
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Summary]:
+    """Summaries of the table and of the MACs baseline, against the speed-corrected and the
+    raw measurements. Fills the baseline and error columns of ``rows`` in place."""
+    measured = [r["measured_ms"] for r in rows]
+    raw = [r["raw_measured_ms"] for r in rows]
+    predicted = [r["predicted_ms"] for r in rows]
+    baseline = macs_baseline([r["macs"] for r in rows], measured)
+    for row, base in zip(rows, baseline):
+        row["macs_baseline_ms"] = float(base)
+        row["error_pct"] = (row["predicted_ms"] / row["measured_ms"] - 1) * 100
+        row["raw_error_pct"] = (row["predicted_ms"] / row["raw_measured_ms"] - 1) * 100
+        row["macs_baseline_error_pct"] = (base / row["measured_ms"] - 1) * 100
+    return {
+        "table": Summary.of(predicted, measured),
+        "table_raw": Summary.of(predicted, raw),
+        "macs_baseline": Summary.of(baseline, measured),
+        "macs_baseline_raw": Summary.of(macs_baseline([r["macs"] for r in rows], raw), raw),
+    }
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    out = io.StringIO()
+    for key, value in meta.items():
+        out.write(f"# {key}: {value}\n")
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_atomic(str(path), out.getvalue())
+
+
+def write_plot(path: str | Path, rows: list[dict[str, Any]], summaries: dict[str, Summary], title: str) -> None:
+    """Scatter of predicted against measured latency, with ±5% and ±10% bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = np.array([r["measured_ms"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6.4, 6.0), dpi=120)
+    lo, hi = measured.min() * 0.85, measured.max() * 1.15
+    line = np.linspace(lo, hi, 50)
+    ax.fill_between(line, line * 0.9, line * 1.1, color="0.92", label="±10%")
+    ax.fill_between(line, line * 0.95, line * 1.05, color="0.82", label="±5%")
+    ax.plot(line, line, color="0.4", lw=0.8)
+    t, b = summaries["table"], summaries["macs_baseline"]
+    ax.scatter(measured, [r["macs_baseline_ms"] for r in rows], s=14, marker="x", color="tab:orange",
+               label=f"MACs baseline (MAPE {b.mape:.1f}%, ±10%: {b.within_10:.0f}%)")
+    ax.scatter(measured, [r["predicted_ms"] for r in rows], s=16, color="tab:blue",
+               label=f"latency table (MAPE {t.mape:.1f}%, ±10%: {t.within_10:.0f}%)")
+    for r in rows:
+        if r["name"].startswith("efficientvit"):
+            ax.annotate(r["name"].replace("efficientvit_seg_", "").upper(), (r["measured_ms"], r["predicted_ms"]),
+                        textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured end-to-end latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ def import_results(
         TableError: ``base`` does not match the new measurements.
     """
     meta, results = read_results(results_path, manifest)
-    missing = [e["id"] for e in manifest["entries"] if e["id"] not in results and e["id"] != manifest.get("reference")]
+    missing = [e["id"] for e in manifest["entries"] if e["id"] not in results]
     if missing:
         raise ProfileError(
             f"{results_path} covers {len(manifest['entries']) - len(missing)} of {len(manifest['entries'])} entries; "
@@ -99,8 +100,6 @@ def import_results(
             "reference": {"network": REFERENCE_NETWORK, "median_ms": round(reference_ms, 6)},
         }
     for entry in manifest["entries"]:
-        if entry["id"] == manifest.get("reference"):
-            continue
         row = results[entry["id"]]
         factor = _speed_factor(reference_ms, row)
         if entry["type"] == "block":
@@ -200,18 +199,22 @@ def measure_networks(
     """
     manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
                              info={"purpose": "networks"}, progress=export_progress)
-    results = Path(work_dir) / "results.csv"
-    _time_bundle(manifest, Path(work_dir) / "bundle", results, device, threads, warmup, repeats, remote, time_progress)
+    results = _time_bundle(manifest, Path(work_dir), device, threads, warmup, repeats, remote, time_progress)
     meta, rows = read_results(results, manifest)
     return meta, rows, manifest
 
 
-def _time_bundle(manifest, bundle_dir, results, device, threads, warmup, repeats, remote, progress) -> None:
+def _time_bundle(manifest, work: Path, device, threads, warmup, repeats, remote, progress) -> Path:
+    """Time the bundle in ``work/bundle`` into ``work/results-<bundle id>.csv`` (resumed if
+    it is there; results of other bundles in the same folder are left alone)."""
+    bundle_dir = work / "bundle"
+    results = work / f"results-{manifest['bundle_id']}.csv"
     if remote is not None:
         check_remote(remote)
         run_remote(remote, bundle_dir, manifest, results, device, threads, warmup, repeats)
     else:
         run_bundle(str(bundle_dir), str(results), device, threads, warmup, repeats, progress=progress)
+    return results
 
 
 def profile_table(
@@ -232,6 +235,7 @@ def profile_table(
     is written; it is removed afterwards unless ``keep_work``.
     """
     output = Path(output)
+    started = time.monotonic()
     base = LatencyTable.load(output) if output.exists() else None
     work = output.with_name(output.name + ".work")
     bundle_dir = work / "bundle"
@@ -240,9 +244,9 @@ def profile_table(
         info["space_fingerprint"] = plan.space_fingerprint
     manifest = export_bundle(bundle_dir, plan.resolution, blocks=plan.blocks, networks=plan.networks,
                              reference=reference_spec(), info=info, progress=export_progress)
-    results = work / "results.csv"
-    _time_bundle(manifest, bundle_dir, results, device, threads, warmup, repeats, remote, time_progress)
+    results = _time_bundle(manifest, work, device, threads, warmup, repeats, remote, time_progress)
     table = import_results(manifest, results, base)
+    table.meta["build_seconds"] = round(time.monotonic() - started + float(table.meta.get("build_seconds", 0)), 1)
     table.save(output)
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)

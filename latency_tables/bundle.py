@@ -84,13 +84,15 @@ def export_bundle(
     for key in dict.fromkeys(blocks):
         entries.append({"id": block_id(key), "type": "block", "key": key.to_dict(),
                         "input_shape": [1, key.in_channels, key.height, key.width]})
-    networks = list(networks)
-    if reference is not None and reference not in networks:
-        networks.append(reference)
     for spec in dict.fromkeys(networks):
         entries.append({"id": network_id(spec), "type": "network", "spec": spec.to_dict(),
                         "input_shape": [1, 3, height, width]})
-    for number, entry in enumerate(entries, 1):
+    ref_entry = None
+    if reference is not None:
+        # timed in every chunk, apart from the entries (it may also be one of them)
+        ref_entry = {"id": "ref-" + network_id(reference)[4:], "type": "reference", "spec": reference.to_dict(),
+                     "input_shape": [1, 3, height, width]}
+    for number, entry in enumerate(entries + ([ref_entry] if ref_entry else []), 1):
         entry["file"] = f"onnx/{entry['id']}.onnx"
         path = directory / entry["file"]
         if not path.exists():
@@ -100,16 +102,16 @@ def export_bundle(
                 module = build_model(ArchSpec.from_dict(entry["spec"]))
             export_onnx(module, tuple(entry["input_shape"]), path, opset=opset)
         if progress is not None:
-            progress(number, len(entries))
+            progress(number, len(entries) + (ref_entry is not None))
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": 1,
         "bundle_id": _digest({"ids": [e["id"] for e in entries], "opset": opset,
-                              "reference": None if reference is None else network_id(reference)}),
+                              "reference": None if ref_entry is None else ref_entry["id"]}),
         "resolution": [height, width],
         "opset": opset,
         "package_version": package_version(),
-        "reference": None if reference is None else network_id(reference),
+        "reference": ref_entry,
         **(info or {}),
         "entries": entries,
     }

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 FORMAT = "evit-nas-results"
@@ -173,9 +172,9 @@ def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.replace(tmp, path)
     finally:
@@ -224,7 +223,7 @@ def read_manifest(bundle: str) -> dict:
         raise ProfileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); export the bundle again") from None
     if manifest.get("format") != "evit-nas-bundle" or not isinstance(manifest.get("entries"), list):
         raise ProfileError(f"{path}: not an evit-nas bundle manifest; export the bundle again")
-    for entry in manifest["entries"]:
+    for entry in manifest["entries"] + ([manifest["reference"]] if manifest.get("reference") else []):
         if not os.path.isfile(os.path.join(bundle, entry["file"])):
             raise ProfileError(f"{bundle}: {entry['file']} is missing; copy the whole bundle folder again")
     return manifest
@@ -266,18 +265,15 @@ def run_bundle(
                 )
         done = {row["id"]: row for row in old_rows}
         meta["date"] = old_meta.get("date", meta["date"])
-    by_id = {e["id"]: e for e in manifest["entries"]}
     reference = manifest.get("reference")
-    if reference is not None and reference not in by_id:
-        raise ProfileError(f"{bundle}: the reference entry {reference!r} is not in the manifest; export the bundle again")
-    todo = [e for e in manifest["entries"] if e["id"] not in done and e["id"] != reference]
-    total = len(manifest["entries"]) - (reference is not None)
+    todo = [e for e in manifest["entries"] if e["id"] not in done]
+    total = len(manifest["entries"])
     start = time.monotonic()
     for first in range(0, len(todo), chunk):
         batch = todo[first:first + chunk]
         paths = [os.path.join(bundle, e["file"]) for e in batch]
         if reference is not None:
-            paths.append(os.path.join(bundle, by_id[reference]["file"]))
+            paths.append(os.path.join(bundle, reference["file"]))
         stats = time_models(paths, threads, warmup, repeats)
         ref_ms = stats[-1]["median_ms"] if reference is not None else ""
         for entry, entry_stats in zip(batch, stats):

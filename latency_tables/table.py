@@ -240,7 +240,9 @@ class LatencyTable:
 
     def save(self, path: str | Path) -> None:
         """Write the table atomically (an interrupted save leaves the old file intact)."""
-        meta = {**self.meta, "format": TABLE_FORMAT, "calibration": self.calibration.to_dict()}
+        # the format first; the long list of calibration networks last
+        meta = {"format": TABLE_FORMAT, **{k: v for k, v in self.meta.items() if k not in ("format", "calibration_networks")},
+                "calibration": self.calibration.to_dict(), "calibration_networks": self.meta.get("calibration_networks", [])}
         rows = [{**_key_to_row(key), **{c: f"{v:.6g}" for c, v in stats.items()}} for key, stats in sorted(self.rows.items())]
         write_atomic(str(path), format_csv(meta, KEY_COLUMNS + STAT_COLUMNS, rows))
 

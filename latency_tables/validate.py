@@ -23,7 +23,8 @@ from search_space.zoo import model_spec
 from .profile import write_atomic
 from .table import LatencyTable
 
-__all__ = ["Summary", "held_out_networks", "summarise", "spearman", "write_csv", "write_plot", "CSV_COLUMNS"]
+__all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "write_csv", "write_plot",
+           "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["name", "summary", "macs", "predicted_ms", "measured_ms", "error_pct", "raw_measured_ms",
                "raw_error_pct", "macs_baseline_ms", "macs_baseline_error_pct", "p10_ms", "p90_ms"]
@@ -53,6 +54,48 @@ def held_out_networks(space: SearchSpace, table: LatencyTable, samples: int, see
         if space.contains(spec) and spec not in seen:
             out.append((name, spec))
     return out
+
+
+def measure_and_compare(
+    table: LatencyTable,
+    networks: Sequence[tuple[str, ArchSpec]],
+    work_dir: str | Path,
+    warmup: int = 3,
+    repeats: int = 20,
+    remote: Any = None,
+    export_progress: Any = None,
+    time_progress: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Time ``networks`` end to end on the table's device and pair each with its prediction.
+
+    Measured latencies are rescaled to the table's typical device speed with the same
+    reference network as the table (``measured_ms``); ``raw_measured_ms`` is as timed.
+
+    Returns:
+        (one row per network, the timing's metadata).
+    """
+    import shutil
+
+    from nas.cost import count_macs
+
+    from .build import measure_networks
+    from .bundle import network_id
+
+    for _, spec in networks:
+        table.predict_ms(spec)  # a missing block fails here, before any timing
+    meta, results, _ = measure_networks(
+        [s for _, s in networks], table.resolution, work_dir, table.meta["device"], int(table.meta["threads"]),
+        warmup, repeats, remote, export_progress=export_progress, time_progress=time_progress)
+    reference_ms = table.meta["reference"]["median_ms"]
+    rows = []
+    for name, spec in networks:
+        r = results[network_id(spec)]
+        factor = reference_ms / r["ref_ms"] if r.get("ref_ms") else 1.0
+        rows.append({"name": name, "summary": spec.summary(), "macs": count_macs(spec, table.resolution),
+                     "predicted_ms": table.predict_ms(spec), "measured_ms": r["median_ms"] * factor,
+                     "raw_measured_ms": r["median_ms"], "p10_ms": r["p10_ms"] * factor, "p90_ms": r["p90_ms"] * factor})
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return rows, meta
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from search_space.blocks import BLOCK_KINDS, check_resolution, network_blocks
 from search_space.space import SearchSpace
 from search_space.spec import ArchSpec, SpecError
 from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
-from latency_tables.profile import ProfileError
+from latency_tables.profile import ProfileError, write_atomic
 from latency_tables.table import TableError
 
 log = logging.getLogger("evit-nas")
@@ -57,11 +55,7 @@ def _write_new(path: Path, text: str, force: bool) -> None:
     """Write ``text`` atomically; refuse to replace an existing file unless ``force``."""
     if path.exists() and not force:
         raise CLIError(f"{path} exists; choose another output path or pass --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_atomic(str(path), text)
 
 
 def _network(args: argparse.Namespace) -> tuple[str, ArchSpec]:
@@ -374,9 +368,7 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
 
     import onnxruntime
 
-    from latency_tables.build import measure_networks
-    from latency_tables.validate import held_out_networks, summarise, write_csv, write_plot
-    from nas.cost import count_macs
+    from latency_tables.validate import held_out_networks, measure_and_compare, summarise, write_csv, write_plot
 
     table = _load_table(args)
     space = _load_space(args)
@@ -387,25 +379,10 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
     for warning in table.check(force=args.force, **checks):
         print(warning, file=sys.stderr)
     networks = held_out_networks(space, table, args.samples, args.seed)
-    for _, spec in networks:
-        table.predict_ms(spec)  # a missing block fails here, before any timing
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    work = out_dir / "validate.work"
-    meta, results, manifest = measure_networks(
-        [s for _, s in networks], table.resolution, work, table.meta["device"], int(table.meta["threads"]),
-        args.warmup, args.repeats, remote, export_progress=_Progress("export", "network"),
-        time_progress=_Progress("time", "network"))
-    reference_ms = table.meta["reference"]["median_ms"]
-    from latency_tables.bundle import network_id
-
-    rows = []
-    for name, spec in networks:
-        r = results[network_id(spec)]
-        factor = reference_ms / r["ref_ms"] if r.get("ref_ms") else 1.0
-        rows.append({"name": name, "summary": spec.summary(), "macs": count_macs(spec, table.resolution),
-                     "predicted_ms": table.predict_ms(spec), "measured_ms": r["median_ms"] * factor,
-                     "raw_measured_ms": r["median_ms"], "p10_ms": r["p10_ms"] * factor, "p90_ms": r["p90_ms"] * factor})
+    rows, meta = measure_and_compare(table, networks, out_dir / "validate.work", args.warmup, args.repeats, remote,
+                                     _Progress("export", "network"), _Progress("time", "network"))
     summaries = summarise(rows)
     stem = f"validate_{Path(args.table).stem}_n{args.samples}_s{args.seed}"
     csv_path, png_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.png"
@@ -415,12 +392,8 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
     write_csv(csv_path, rows, {**info, **{f"summary_{k}": v.line() for k, v in summaries.items()}})
     write_plot(png_path, rows, summaries, f"{table.meta['device']} {info['resolution']}, {info['threads']} thread(s): "
                f"{len(rows)} held-out networks")
-    import shutil
-
-    shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        _print_json({"csv": str(csv_path), "png": str(png_path), **info,
-                     **{k: vars(v) for k, v in summaries.items()}})
+        _print_json({"csv": str(csv_path), "png": str(png_path), **info, **{k: vars(v) for k, v in summaries.items()}})
         return 0
     print(f"{'network':<22}{'predicted':>10}{'measured':>10}{'error':>8}  spec")
     for r in rows:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -28,8 +27,7 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: str | Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     was_training = module.training
     module.eval()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter is fast and needs no extra packages; its notes about

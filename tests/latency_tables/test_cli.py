@@ -62,7 +62,10 @@ def test_profile_export_import_round_trip(space_file, tmp_path, capsys):
         sys.argv = argv
     code, out, _ = run(capsys, "profile", "--import", tmp_path / "results.csv", "--bundle", bundle, "-o", table)
     assert code == 0 and table.is_file()
-    assert len(LatencyTable.load(table).rows) >= len(json.loads((bundle / "manifest.json").read_text())["entries"]) - 4
+    entries = json.loads((bundle / "manifest.json").read_text())["entries"]
+    loaded = LatencyTable.load(table)
+    assert len(loaded.rows) == sum(e["type"] == "block" for e in entries)
+    assert loaded.calibration.networks == 3
 
 
 @pytest.mark.slow

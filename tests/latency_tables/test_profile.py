@@ -26,8 +26,8 @@ def bundle(tmp_path_factory, space):
 def test_bundle_is_self_contained(bundle):
     manifest = prof.read_manifest(str(bundle))
     assert (bundle / "profile.py").read_text() == profile_script().read_text()
-    assert len(manifest["entries"]) == 7 and manifest["reference"].startswith("net-")
-    assert all((bundle / e["file"]).is_file() for e in manifest["entries"])
+    assert len(manifest["entries"]) == 6 and manifest["reference"]["id"].startswith("ref-")
+    assert all((bundle / e["file"]).is_file() for e in manifest["entries"] + [manifest["reference"]])
 
 
 def test_run_bundle_writes_every_entry_with_metadata(bundle, tmp_path):
@@ -36,7 +36,7 @@ def test_run_bundle_writes_every_entry_with_metadata(bundle, tmp_path):
     meta, rows = prof.parse_csv(out.read_text(), str(out))
     assert meta["threads"] == 1 and meta["device"] == "dev" and meta["arch"]
     assert meta["onnxruntime"] and meta["cpu"] and meta["bundle"] == prof.read_manifest(str(bundle))["bundle_id"]
-    assert len(rows) == 6  # every entry but the reference itself
+    assert len(rows) == 6  # every entry (the reference is timed beside them, in ref_ms)
     for row in rows:
         assert 0 < float(row["p10_ms"]) <= float(row["median_ms"]) <= float(row["p90_ms"])
         assert int(row["runs"]) >= 3 and float(row["ref_ms"]) > 0
@@ -112,3 +112,11 @@ def test_metadata_csv_round_trip():
     assert rows == [{"a": "1", "b": "x"}]
     with pytest.raises(prof.ProfileError, match="line 1: a metadata line must read"):
         prof.parse_csv("# nothing here\n", "t")
+
+
+def test_the_reference_network_can_also_be_an_entry(tmp_path):
+    b0 = model_spec("efficientvit_seg_b0")
+    export_bundle(tmp_path / "b", RES, networks=[b0], reference=b0)
+    prof.run_bundle(str(tmp_path / "b"), str(tmp_path / "r.csv"), "dev", 1, warmup=1, repeats=2)
+    _, rows = prof.parse_csv((tmp_path / "r.csv").read_text(), "r")
+    assert [r["id"] for r in rows] == [prof.read_manifest(str(tmp_path / "b"))["entries"][0]["id"]]

@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="registered name (e.g. efficientvit_seg_b1) or ArchSpec JSON file")
         add_dataset(p)
 
+    def add_space(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+
     def add_dataset(p: argparse.ArgumentParser) -> None:
         p.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes",
                        help="dataset: sets classes, head layout and the default resolution (default: cityscapes)")
@@ -456,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Show a search space's decisions, its size, and how many distinct blocks it "
                        "produces (the profiler's work list).")
     add_dataset(p)
-    p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    add_space(p)
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW", action="append",
                    help="input size; repeat for several (default: the dataset's)")
     p.add_argument("--blocks-csv", metavar="FILE", help="also write the unique blocks as CSV")
@@ -469,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the space; edit it and pass the file wherever a NETWORK is taken.")
     add_network(p, required=False)
     p.add_argument("--sample", type=int, metavar="SEED", help="draw a random network of the space with this seed")
-    p.add_argument("--space", help="search space JSON/YAML file for --sample (default: the built-in space)")
+    add_space(p)
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_spec)
@@ -496,7 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_timing(p)
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
     add_dataset(p)
-    p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    add_space(p)
     p.add_argument("--blocks-from", nargs="+", metavar="NETWORK", help="profile only the blocks of these networks")
     p.add_argument("--calibration", type=int, default=40, help="end-to-end networks timed to calibrate (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks (default: 0)")
@@ -529,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--samples", type=int, default=20, help="random held-out networks (default: 20)")
     q.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
     add_dataset(q)
-    q.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+    add_space(q)
     q.add_argument("-o", "--output", default="latency_validation", help="folder for the CSV and PNG (default: latency_validation)")
     q.add_argument("--force", action="store_true", help="measure despite another onnxruntime version, with a warning")
     add_timing(q)

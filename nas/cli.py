@@ -16,6 +16,7 @@ from search_space.spec import ArchSpec, SpecError
 from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
 from latency_tables.profile import ProfileError, write_atomic
 from latency_tables.table import TableError
+from nas.search import SearchError
 
 log = logging.getLogger("evit-nas")
 
@@ -405,6 +406,103 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- search
+def _search_progress():
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int, feasible: int, front_size: int) -> None:
+        if "bar" not in state:
+            state["bar"] = tqdm(total=total, initial=0, desc="search", unit="trial", dynamic_ncols=True)
+        bar = state["bar"]
+        bar.set_postfix(feasible=feasible, front=front_size, refresh=False)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def _default_study_name(args: argparse.Namespace) -> str:
+    return f"{Path(args.table).stem}-budget{args.budget_ms:g}ms-{args.objectives.replace(',', '-')}-{args.proxy}-{args.sampler}-seed{args.seed}"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from latency_tables.table import LatencyTable
+    from nas.search import front, run_search, trial_result
+
+    table = LatencyTable.load(args.table)
+    space = _load_space(args)
+    name = args.study or _default_study_name(args)
+    study = run_search(table, space, args.budget_ms, args.trials, args.objectives, args.proxy, args.sampler,
+                       args.storage, name, args.seed, table_path=str(args.table),
+                       progress=None if args.json else _search_progress())
+    members = front(study)
+    summary = {"study": name, "storage": args.storage or "evit-nas.journal", "trials": args.trials,
+               "front": [{"trial": t.number, **{k: v for k, v in trial_result(t).items() if k != "spec"},
+                          "summary": ArchSpec.from_dict(trial_result(t)["spec"]).summary()} for t in members]}
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"study {name!r} in {summary['storage']}: {len(members)} networks on the feasible Pareto front "
+          f"(budget {args.budget_ms:g} ms on {table.meta['device']})")
+    _print_front(members)
+    print(f"\nexport them: evit-nas pareto --storage {summary['storage']} --study {name} --export DIR")
+    return 0
+
+
+def _print_front(members) -> None:
+    from nas.search import trial_result
+
+    print(f"{'trial':>6}{'latency (ms)':>14}{'MACs (G)':>10}{'params (M)':>12}{'proxy':>14}  network")
+    for t in members:
+        r = trial_result(t)
+        print(f"{t.number:>6}{r['latency_ms']:>14.2f}{r['macs'] / 1e9:>10.3f}{r['params'] / 1e6:>12.3f}"
+              f"{r['proxy']:>14.4g}  {ArchSpec.from_dict(r['spec']).summary()}")
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from nas.export import export_onnx
+    from nas.search import front, load_study, trial_result
+    from search_space import build_model
+
+    study = load_study(args.storage, args.study)
+    members = front(study)
+    attrs = study.user_attrs
+    rows = [{"trial": t.number, **{k: v for k, v in trial_result(t).items()},
+             "summary": ArchSpec.from_dict(trial_result(t)["spec"]).summary()} for t in members]
+    if args.export:
+        out = Path(args.export)
+        out.mkdir(parents=True, exist_ok=True)
+        resolution = tuple(attrs["table_meta"]["resolution"])
+        lines = ["trial,latency_ms,macs,params,proxy,proxy_name,spec_file,onnx_file,summary"]
+        for row in rows:
+            spec = ArchSpec.from_dict(row["spec"])
+            stem = f"trial{row['trial']:05d}"
+            write_atomic(str(out / f"{stem}.json"), spec.to_json() + "\n")
+            if not args.no_onnx:
+                export_onnx(build_model(spec), (1, 3, *resolution), out / f"{stem}.onnx")
+            lines.append(f"{row['trial']},{row['latency_ms']:.6g},{row['macs']},{row['params']},{row['proxy']:.6g},"
+                         f"{row['proxy_name']},{stem}.json,{'' if args.no_onnx else stem + '.onnx'},{row['summary']}")
+        write_atomic(str(out / "front.csv"), "\n".join(lines) + "\n")
+    if args.json:
+        _print_json({"study": args.study, "budget_ms": attrs.get("budget_ms"), "objectives": attrs.get("objectives"),
+                     "front": rows})
+        return 0
+    from optuna.trial import TrialState
+
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    print(f"study {args.study!r}: {complete} trials, budget {attrs.get('budget_ms'):g} ms on "
+          f"{attrs.get('table_meta', {}).get('device')} at {'x'.join(map(str, attrs.get('table_meta', {}).get('resolution', [])))}, "
+          f"objectives {','.join(attrs.get('objectives', []))} (proxy: {attrs.get('proxy')}); "
+          f"{len(members)} networks on the feasible front")
+    _print_front(members)
+    if args.export:
+        print(f"\nwrote {len(rows)} ArchSpec JSON{'' if args.no_onnx else ' + ONNX'} files and front.csv to {args.export}")
+    return 0
+
+
 # ----------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -539,6 +637,37 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="machine-readable summary")
     add_remote(q)
     q.set_defaults(func=cmd_latency_validate)
+
+    p = sub.add_parser("search", help="search for the best networks under a latency budget",
+                       description="Optuna multi-objective search over the space: each network is scored by its "
+                       "predicted latency (the device table), MACs, parameters and an accuracy proxy; the budget is a "
+                       "hard constraint and the Pareto front holds feasible networks only. The same command resumes "
+                       "a study; start it on several machines with one --storage URL to search together.")
+    p.add_argument("--table", required=True, help="latency table of the target device")
+    p.add_argument("--budget-ms", type=float, required=True, help="latency budget in ms (batch 1, the table's threads)")
+    p.add_argument("--trials", type=int, default=500, help="completed trials the study should hold (default: 500)")
+    p.add_argument("--objectives", default="proxy,latency",
+                   help="comma-separated: proxy (maximised), latency, macs, params (minimised) (default: proxy,latency)")
+    p.add_argument("--proxy", default="params", help="accuracy proxy: params, macs, naswot (default: params)")
+    p.add_argument("--sampler", default="nsga2", help="nsga2, tpe or random (default: nsga2)")
+    p.add_argument("--storage", help="Optuna storage: a journal file path (default: evit-nas.journal) or a URL "
+                   "(sqlite:///x.db, postgresql://user:pw@host/db)")
+    p.add_argument("--study", help="study name (default: derived from table, budget, objectives, proxy, sampler, seed)")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
+    add_dataset(p)
+    add_space(p)
+    p.add_argument("--json", action="store_true", help="machine-readable summary (no progress bar)")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("pareto", help="show and export a study's Pareto front",
+                       description="Print the feasible Pareto front of a search study and optionally export each "
+                       "network as ArchSpec JSON and ONNX (at the table's resolution) with a front.csv.")
+    p.add_argument("--storage", help="Optuna storage (default: evit-nas.journal)")
+    p.add_argument("--study", required=True, help="study name")
+    p.add_argument("--export", metavar="DIR", help="write front.csv and one ArchSpec JSON + ONNX per network")
+    p.add_argument("--no-onnx", action="store_true", help="with --export: skip the ONNX files")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_pareto)
     return parser
 
 
@@ -548,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CLIError, SpecError, TableError, ProfileError) as exc:
+    except (CLIError, SpecError, TableError, ProfileError, SearchError) as exc:
         print(f"evit-nas: error: {exc}", file=sys.stderr)
         return 2
 

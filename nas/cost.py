@@ -14,9 +14,13 @@ out; any other unsupported op is an error, so nothing with real MACs is dropped 
 
 from __future__ import annotations
 
+import atexit
 import functools
+import json
+import os
 import warnings
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -70,13 +74,74 @@ def _fvcore_macs(module: nn.Module, example: torch.Tensor, what: str) -> int:
     return total
 
 
+class _DiskCache:
+    """Per-block MAC counts kept on disk between runs (fvcore takes tens of ms per block;
+    a search meets hundreds of blocks). One JSON file per fvcore and torch version, in
+    ``$EVIT_NAS_CACHE_DIR`` or ``~/.cache/evit-nas``; ``EVIT_NAS_CACHE_DIR=off`` disables it."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, int] | None = None
+        self.unsaved = 0
+
+    def path(self) -> Path | None:
+        root = os.environ.get("EVIT_NAS_CACHE_DIR", "")
+        if root.lower() == "off":
+            return None
+        import fvcore
+
+        base = Path(root) if root else Path.home() / ".cache" / "evit-nas"
+        return base / f"block_macs-fvcore{getattr(fvcore, '__version__', 'x')}-torch{torch.__version__}.json"
+
+    def _load(self) -> dict[str, int]:
+        if self.entries is None:
+            self.entries = {}
+            path = self.path()
+            if path is not None and path.is_file():
+                try:
+                    self.entries = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+                except (ValueError, AttributeError, OSError):
+                    self.entries = {}  # a damaged cache is rebuilt, never trusted
+            atexit.register(self.save)
+        return self.entries
+
+    def get(self, key: BlockKey) -> int | None:
+        return self._load().get(json.dumps(key.to_dict(), sort_keys=True))
+
+    def put(self, key: BlockKey, macs: int) -> None:
+        self._load()[json.dumps(key.to_dict(), sort_keys=True)] = macs
+        self.unsaved += 1
+        if self.unsaved >= 64:
+            self.save()
+
+    def save(self) -> None:
+        path = self.path()
+        if path is None or not self.unsaved or self.entries is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries))
+            os.replace(tmp, path)
+            self.unsaved = 0
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+_DISK = _DiskCache()
+
+
 @functools.lru_cache(maxsize=None)
 def block_macs(key: BlockKey) -> int:
-    """fvcore MACs of one block at its input size (cached by BlockKey)."""
+    """fvcore MACs of one block at its input size (cached by BlockKey, in memory and on disk)."""
     if key.height <= 0 or key.width <= 0:
         raise ValueError(f"block_macs needs a BlockKey with an input size, got {key.describe()}")
+    cached = _DISK.get(key)
+    if cached is not None:
+        return cached
     example = torch.zeros(1, key.in_channels, key.height, key.width)
-    return _fvcore_macs(build_block(key), example, key.describe())
+    macs = _fvcore_macs(build_block(key), example, key.describe())
+    _DISK.put(key, macs)
+    return macs
 
 
 @functools.lru_cache(maxsize=None)

@@ -82,3 +82,18 @@ def test_an_op_without_a_counter_is_an_error():
 
 def test_every_ignored_op_has_a_reason():
     assert all(isinstance(reason, str) and len(reason) > 20 for reason in IGNORED_OPS.values())
+
+
+def test_block_counts_persist_on_disk(tmp_path, monkeypatch):
+    from nas import cost
+
+    monkeypatch.setenv("EVIT_NAS_CACHE_DIR", str(tmp_path))
+    disk = cost._DiskCache()
+    key = SPACE.blocks(model_spec("efficientvit_seg_b0"), (64, 64))[3]
+    disk.put(key, 123)
+    disk.save()
+    again = cost._DiskCache()
+    assert again.get(key) == 123
+    (path,) = tmp_path.glob("block_macs-*.json")
+    path.write_text("{damaged")
+    assert cost._DiskCache().get(key) is None

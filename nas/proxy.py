@@ -1,0 +1,111 @@
+"""Accuracy proxies: a number per network that should rank networks like trained accuracy.
+
+Higher is better for every proxy. Proxies are pluggable: :data:`PROXIES` maps a name to a
+factory ``(resolution) -> Proxy``; ``--proxy NAME`` picks one. Which proxy predicts
+trained accuracy best is measured by the brief-training work; until then the capacity
+proxies are cheap defaults.
+
+- ``params``: trainable parameters (capacity).
+- ``macs``: fvcore MACs at the search resolution (compute).
+- ``naswot``: "Neural Architecture Search Without Training" (Mellor et al., ICML 2021):
+  the log-determinant of the Hamming kernel of the binary activation patterns of a batch
+  at initialisation; networks whose units separate the inputs better score higher. Here the
+  patterns are the signs of the inputs of every Hardswish/ReLU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from search_space import ArchSpec, build_model
+
+from .cost import count_macs, count_params
+
+__all__ = ["Proxy", "PROXIES", "make_proxy", "CapacityProxy", "NaswotProxy"]
+
+
+class Proxy(Protocol):
+    """Scores a network; higher should mean more accurate after training."""
+
+    name: str
+
+    def __call__(self, spec: ArchSpec) -> float: ...
+
+
+class CapacityProxy:
+    """``params`` or ``macs`` as a proxy (both cached per block, so microseconds)."""
+
+    def __init__(self, name: str, resolution: tuple[int, int]) -> None:
+        self.name = name
+        self.resolution = resolution
+
+    def __call__(self, spec: ArchSpec) -> float:
+        return float(count_params(spec) if self.name == "params" else count_macs(spec, self.resolution))
+
+
+class NaswotProxy:
+    """NASWOT score of a freshly initialised network on a fixed random batch (cached per spec).
+
+    Args:
+        batch: images in the batch (the kernel is batch x batch).
+        resolution: size of the scoring batch (small: the score is about the pattern of
+            activations, not the deployment size).
+        seed: seed of the weights and of the batch, so a spec always gets the same score.
+    """
+
+    name = "naswot"
+
+    def __init__(self, batch: int = 16, resolution: tuple[int, int] = (64, 128), seed: int = 0) -> None:
+        self.batch, self.resolution, self.seed = batch, resolution, seed
+        self._cache: dict[ArchSpec, float] = {}
+        generator = torch.Generator().manual_seed(seed)
+        self._inputs = torch.randn(batch, 3, *resolution, generator=generator)
+
+    def __call__(self, spec: ArchSpec) -> float:
+        if spec not in self._cache:
+            self._cache[spec] = self._score(spec)
+        return self._cache[spec]
+
+    def _score(self, spec: ArchSpec) -> float:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = build_model(spec)
+        model.train()  # batch statistics, as at the start of training
+        kernel = torch.zeros(self.batch, self.batch, dtype=torch.float64)
+
+        def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            codes = (inputs[0].detach().reshape(self.batch, -1) > 0).double()
+            nonlocal kernel
+            kernel = kernel + codes @ codes.T + (1 - codes) @ (1 - codes).T
+
+        hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, (nn.Hardswish, nn.ReLU))]
+        try:
+            with torch.no_grad():
+                model(self._inputs)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        sign, logdet = torch.linalg.slogdet(kernel)
+        return float(logdet) if sign > 0 else float("-inf")
+
+
+PROXIES: dict[str, Callable[[tuple[int, int]], Any]] = {
+    "params": lambda resolution: CapacityProxy("params", resolution),
+    "macs": lambda resolution: CapacityProxy("macs", resolution),
+    "naswot": lambda resolution: NaswotProxy(),
+}
+
+
+def make_proxy(name: str, resolution: tuple[int, int]) -> Proxy:
+    """The proxy called ``name`` for networks searched at ``resolution``.
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+    """
+    if name not in PROXIES:
+        raise ValueError(f"unknown proxy {name!r}; choose one of {sorted(PROXIES)}")
+    return PROXIES[name](resolution)

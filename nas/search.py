@@ -1,0 +1,327 @@
+"""The latency-budget search: an Optuna multi-objective study over the SearchSpace.
+
+Each trial suggests a network (one categorical parameter per decision), scores it from
+cached numbers (predicted latency from the device table, fvcore MACs and parameters per
+block, an accuracy proxy), records everything as one trial attribute, and reports
+``predicted latency - budget`` as a constraint, so samplers treat over-budget networks as
+infeasible and the Pareto front (``study.best_trials``) holds feasible networks only.
+
+Storage: an Optuna journal file by default (embedded, no server); any Optuna storage URL
+otherwise (``postgresql://...`` for several machines: start the same command on each).
+The same command resumes a study; ``--trials`` is the study's total of completed trials.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from latency_tables.table import LatencyTable
+from search_space import ArchSpec, SearchSpace
+
+from .cost import count_macs, count_params
+from .proxy import Proxy, make_proxy
+
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "Evaluator", "open_storage", "fastest_network", "run_search",
+           "trial_result", "front"]
+
+#: objective name -> direction
+OBJECTIVES = {"proxy": "maximize", "latency": "minimize", "macs": "minimize", "params": "minimize"}
+SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+}
+DEFAULT_JOURNAL = "evit-nas.journal"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class SearchError(ValueError):
+    """A search request that cannot run; the message says what to change."""
+
+
+def parse_objectives(text: str | Sequence[str]) -> list[str]:
+    names = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names or len(set(names)) != len(names):
+        raise SearchError(f"objectives {names}: choose distinct names among {sorted(OBJECTIVES)}, e.g. proxy,latency")
+    return names
+
+
+def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """An Optuna storage: a journal file for a path (default ``evit-nas.journal``), an RDB
+    storage for a URL. Unreachable databases fail fast with a clear message."""
+    url = url or DEFAULT_JOURNAL
+    if "://" not in url:
+        path = Path(url)
+        if path.parent and not path.parent.exists():
+            raise SearchError(f"storage {url}: folder {path.parent} does not exist")
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql://") and _has("psycopg") and not _has("psycopg2"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]  # SQLAlchemy's default driver is psycopg2
+    if url.startswith(("postgresql", "mysql")):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except ImportError as exc:
+            raise SearchError(f"storage {url}: a database driver is missing ({exc}); for PostgreSQL: "
+                              "pip install 'evit-nas[postgres]' (psycopg 3)") from None
+        except Exception as exc:  # sqlalchemy raises many types for unreachable servers
+            reason = str(exc).strip().splitlines()[0][:200]
+            # Workers started together race to create Optuna's tables: the loser retries.
+            if attempt < 5 and ("duplicate key" in reason or "already exists" in reason):
+                time.sleep(0.3 + random.random())
+                continue
+            raise SearchError(f"cannot open storage {url}: {reason}. Check that the server is up and the URL is right") from None
+    raise AssertionError("unreachable")
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+@dataclass
+class Evaluator:
+    """Scores a network from cached numbers; only the proxy may run the network."""
+
+    table: LatencyTable
+    proxy: Proxy
+
+    def __call__(self, spec: ArchSpec) -> dict[str, Any]:
+        resolution = self.table.resolution
+        return {
+            "spec": spec.to_dict(),
+            "latency_ms": self.table.predict_ms(spec, resolution),
+            "macs": count_macs(spec, resolution),
+            "params": count_params(spec),
+            "proxy": self.proxy(spec),
+            "proxy_name": self.proxy.name,
+        }
+
+
+def fastest_network(space: SearchSpace, table: LatencyTable) -> tuple[ArchSpec, float]:
+    """The (near-)fastest network of the space on the table, by coordinate descent from
+    the smallest choice of every decision."""
+    decisions = space.decisions()
+    values = {name: (False if isinstance(choices[0], bool) else min(choices, key=lambda c: -1 if c is None else c))
+              for name, choices in decisions}
+
+    def latency(v: dict[str, Any]) -> float:
+        return table.predict_ms(space.decide(lambda n, _c: v[n]))
+
+    best = latency(values)
+    for _ in range(5):
+        improved = False
+        for name, choices in decisions:
+            for choice in choices:
+                trial = {**values, name: choice}
+                ms = latency(trial)
+                if ms < best - 1e-9:
+                    best, values, improved = ms, trial, True
+        if not improved:
+            break
+    return space.decide(lambda n, _c: values[n]), best
+
+
+def trial_result(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The scores a trial stored (None for a trial that never finished)."""
+    return trial.user_attrs.get("result")
+
+
+def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The feasible Pareto front, sorted by predicted latency."""
+    return sorted(study.best_trials, key=lambda t: trial_result(t)["latency_ms"])
+
+
+def _fail_dead_local_workers(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Mark trials left RUNNING by killed processes of this machine as FAIL."""
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        worker_host, _, pid = worker.rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed += 1
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _study_attrs(table: LatencyTable, space: SearchSpace, budget_ms: float, objectives: list[str], proxy: str,
+                 sampler: str, seed: int | None, table_path: str) -> dict[str, Any]:
+    try:
+        version = metadata.version("evit-nas")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return {
+        "objectives": objectives,
+        "budget_ms": budget_ms,
+        "proxy": proxy,
+        "sampler": sampler,
+        "seed": seed,
+        "table": table_path,
+        "table_meta": {k: table.meta.get(k) for k in ("device", "cpu", "arch", "os", "onnxruntime", "threads",
+                                                        "resolution", "date", "space_fingerprint")},
+        "space": space.to_dict(),
+        "space_fingerprint": space.fingerprint(),
+        "package_version": version,
+    }
+
+
+def open_study(storage: optuna.storages.BaseStorage, name: str, attrs: dict[str, Any],
+               sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the study, or load it and check that it was made for the same search."""
+    directions = [OBJECTIVES[o] for o in attrs["objectives"]]
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions, sampler=sampler,
+                                load_if_exists=True)
+    existing = study.user_attrs
+    if not existing:
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        return study
+    for key, what in (("objectives", "objectives"), ("budget_ms", "budget"), ("proxy", "proxy"),
+                      ("space_fingerprint", "search space")):
+        if existing.get(key) != attrs[key]:
+            raise SearchError(
+                f"study {name!r} exists with {what} {existing.get(key)!r}, not {attrs[key]!r}; "
+                "give another --study name, or the same settings to resume it"
+            )
+    if existing.get("table_meta", {}).get("resolution") != attrs["table_meta"]["resolution"] or \
+            existing.get("table_meta", {}).get("device") != attrs["table_meta"]["device"]:
+        raise SearchError(f"study {name!r} was searched with another latency table "
+                          f"({existing.get('table_meta', {}).get('device')}, {existing.get('table_meta', {}).get('resolution')}); "
+                          "give another --study name")
+    return study
+
+
+def run_search(
+    table: LatencyTable,
+    space: SearchSpace,
+    budget_ms: float,
+    trials: int,
+    objectives: Sequence[str] = ("proxy", "latency"),
+    proxy: str = "params",
+    sampler: str = "nsga2",
+    storage: str | None = None,
+    study_name: str = "evit-nas",
+    seed: int | None = 0,
+    table_path: str = "",
+    progress: Callable[[int, int, int, int], None] | None = None,
+) -> optuna.Study:
+    """Run (or resume) the search until the study holds ``trials`` completed trials.
+
+    Args:
+        progress: called after each trial with (completed, trials, feasible, front size).
+
+    Raises:
+        SearchError: bad objectives/sampler/budget, a table that does not fit the space,
+            an unreachable storage, or a study made for another search.
+    """
+    objectives = parse_objectives(objectives)
+    if sampler not in SAMPLERS:
+        raise SearchError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+    if not isinstance(budget_ms, (int, float)) or not budget_ms > 0 or budget_ms != budget_ms:
+        raise SearchError(f"--budget-ms must be a positive number of milliseconds, got {budget_ms!r}")
+    if trials < 1:
+        raise SearchError(f"--trials must be at least 1, got {trials}")
+    if table.meta.get("coverage") == "space":
+        table.check(space_fingerprint=space.fingerprint())
+    try:
+        proxy_obj = make_proxy(proxy, table.resolution)
+    except ValueError as exc:
+        raise SearchError(str(exc)) from None
+    fast_spec, fast_ms = fastest_network(space, table)
+    if budget_ms < fast_ms:
+        raise SearchError(
+            f"budget {budget_ms:g} ms is below the fastest network of the space on this table "
+            f"({fast_ms:.2f} ms predicted for {fast_spec.summary()}); raise --budget-ms to at least {fast_ms:.2f}"
+        )
+    store = open_storage(storage)
+    attrs = _study_attrs(table, space, float(budget_ms), objectives, proxy, sampler, seed, table_path)
+    study = open_study(store, study_name, attrs, SAMPLERS[sampler](seed))
+    _fail_dead_local_workers(study, store)
+    evaluate = Evaluator(table, proxy_obj)
+    finished = (TrialState.COMPLETE,)
+    busy = (TrialState.COMPLETE, TrialState.RUNNING)
+
+    def counts() -> tuple[int, int]:
+        all_trials = study.get_trials(deepcopy=False, states=busy)
+        complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
+        return len(complete), len(all_trials)
+
+    # Counting the study's trials costs O(trials), so it is done every 20 trials and at
+    # every trial near the end, where other workers may take the last slots.
+    complete, taken = counts()
+    since_count, last_report = 0, 0.0
+    while taken < trials:
+        trial = study.ask()
+        if taken >= trials - 20:
+            earlier = [t for t in study.get_trials(deepcopy=False, states=busy) if t.number < trial.number]
+            if len(earlier) >= trials:  # another worker took the last slot meanwhile
+                trial.set_user_attr("surplus", True)
+                study.tell(trial, state=TrialState.FAIL)
+                break
+        trial.set_user_attr("worker", WORKER)
+        spec = space.suggest(trial)
+        result = evaluate(spec)
+        trial.set_user_attr("result", result)
+        trial.set_constraint("latency_budget_ms", result["latency_ms"] - budget_ms)
+        study.tell(trial, [_objective_value(result, o) for o in objectives])
+        complete, taken, since_count = complete + 1, taken + 1, since_count + 1
+        if since_count >= 20 or taken >= trials - 20:
+            complete, taken = counts()
+            since_count = 0
+        if progress is not None and (time.monotonic() - last_report > 1.0 or taken >= trials):
+            progress(complete, trials, *_front_stats(study))
+            last_report = time.monotonic()
+    return study
+
+
+def _objective_value(result: dict[str, Any], objective: str) -> float:
+    return float(result["latency_ms" if objective == "latency" else objective])
+
+
+def _front_stats(study: optuna.Study) -> tuple[int, int]:
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    feasible = sum(1 for t in trials if (trial_result(t) or {}).get("latency_ms", 1e30) <= study.user_attrs["budget_ms"])
+    return feasible, len(study.best_trials)
+
+
+def load_study(storage: str | None, name: str) -> optuna.Study:
+    """Load an existing study (for pareto, validate and report)."""
+    store = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=store)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(store)]
+        raise SearchError(f"no study {name!r} in {storage or DEFAULT_JOURNAL}; studies there: {names or 'none'}") from None
+
+
+__all__ += ["load_study", "open_study", "parse_objectives"]

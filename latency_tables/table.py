@@ -193,6 +193,9 @@ class LatencyTable:
     calibration: Calibration = field(default_factory=Calibration)
     path: str = "the table"
 
+    def __post_init__(self) -> None:
+        self.rows = {key.canonical(): stats for key, stats in self.rows.items()}
+
     # ------------------------------------------------------------------ IO
     @classmethod
     def load(cls, path: str | Path) -> "LatencyTable":
@@ -293,7 +296,8 @@ class LatencyTable:
 
     def missing(self, keys: Iterable[BlockKey]) -> list[BlockKey]:
         """The keys (distinct, in order) that the table lacks."""
-        return [k for k in dict.fromkeys(keys) if k not in self.rows]
+        rows = self.rows
+        return [k for k in dict.fromkeys(keys) if k not in rows]
 
     def predict_ms(self, spec: ArchSpec, resolution: Any = None) -> float:
         """Predicted end-to-end latency of ``spec`` in ms (batch 1, the table's threads).
@@ -305,7 +309,22 @@ class LatencyTable:
         if resolution is None:
             resolution = self.resolution
         self.check(resolution=resolution)
-        return float(self.features(spec, resolution) @ self.calibration.vector())
+        return self.predict_blocks([key for _, key in network_blocks(spec, resolution)])
+
+    def predict_blocks(self, keys: list[BlockKey]) -> float:
+        """Predicted latency (ms) of a network given as its BlockKeys (at this table's size)."""
+        missing = self.missing(keys)
+        if missing:
+            raise MissingBlocksError(missing, self.path)
+        return float(features(keys, {k: self.rows[k]["median_ms"] for k in keys}) @ self._vector)
+
+    @property
+    def _vector(self) -> np.ndarray:
+        cached = self.__dict__.get("_vector_cache")
+        if cached is None or cached[0] is not self.calibration:
+            cached = (self.calibration, self.calibration.vector())
+            self.__dict__["_vector_cache"] = cached
+        return cached[1]
 
     def features(self, spec: ArchSpec, resolution: Any = None) -> np.ndarray:
         """The calibration features of ``spec`` (see :func:`features`).

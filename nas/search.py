@@ -9,6 +9,10 @@ infeasible and the Pareto front (``study.best_trials``) holds feasible networks 
 Storage: an Optuna journal file by default (embedded, no server); any Optuna storage URL
 otherwise (``postgresql://...`` for several machines: start the same command on each).
 The same command resumes a study; ``--trials`` is the study's total of completed trials.
+With a journal file, the sampler runs on an in-memory mirror of the study and each
+finished trial is appended as one record (Optuna's own path appends one fsynced record per
+parameter, which dominates the cost); with a database, workers ask and tell the shared
+study directly so that every sampler sees every worker's trials.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ from optuna.trial import TrialState
 from latency_tables.table import LatencyTable
 from search_space import ArchSpec, SearchSpace
 
-from .cost import count_macs, count_params
+from search_space.blocks import network_blocks
+
+from .cost import block_macs, block_params
 from .proxy import Proxy, make_proxy
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "Evaluator", "open_storage", "fastest_network", "run_search",
@@ -62,8 +68,11 @@ def parse_objectives(text: str | Sequence[str]) -> list[str]:
 
 def open_storage(url: str | None) -> optuna.storages.BaseStorage:
     """An Optuna storage: a journal file for a path (default ``evit-nas.journal``), an RDB
-    storage for a URL. Unreachable databases fail fast with a clear message."""
+    storage for a URL, ``memory`` for a throw-away study. Unreachable databases fail fast
+    with a clear message."""
     url = url or DEFAULT_JOURNAL
+    if url == "memory":
+        return optuna.storages.InMemoryStorage()
     if "://" not in url:
         path = Path(url)
         if path.parent and not path.parent.exists():
@@ -72,6 +81,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
 
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
+    shown = url
     if url.startswith("postgresql://") and _has("psycopg") and not _has("psycopg2"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]  # SQLAlchemy's default driver is psycopg2
     if url.startswith(("postgresql", "mysql")):
@@ -80,7 +90,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
         except ImportError as exc:
-            raise SearchError(f"storage {url}: a database driver is missing ({exc}); for PostgreSQL: "
+            raise SearchError(f"storage {shown}: a database driver is missing ({exc}); for PostgreSQL: "
                               "pip install 'evit-nas[postgres]' (psycopg 3)") from None
         except Exception as exc:  # sqlalchemy raises many types for unreachable servers
             reason = str(exc).strip().splitlines()[0][:200]
@@ -88,7 +98,7 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
             if attempt < 5 and ("duplicate key" in reason or "already exists" in reason):
                 time.sleep(0.3 + random.random())
                 continue
-            raise SearchError(f"cannot open storage {url}: {reason}. Check that the server is up and the URL is right") from None
+            raise SearchError(f"cannot open storage {shown}: {reason}. Check that the server is up and the URL is right") from None
     raise AssertionError("unreachable")
 
 
@@ -106,12 +116,13 @@ class Evaluator:
     proxy: Proxy
 
     def __call__(self, spec: ArchSpec) -> dict[str, Any]:
-        resolution = self.table.resolution
+        blocks = network_blocks(spec, self.table.resolution)  # once; every score is a sum over it
+        keys = [key for _, key in blocks]
         return {
             "spec": spec.to_dict(),
-            "latency_ms": self.table.predict_ms(spec, resolution),
-            "macs": count_macs(spec, resolution),
-            "params": count_params(spec),
+            "latency_ms": self.table.predict_blocks(keys),
+            "macs": sum(block_macs(key) for key in keys),
+            "params": sum(block_params(slot.key) for slot, _ in blocks),
             "proxy": self.proxy(spec),
             "proxy_name": self.proxy.name,
         }
@@ -266,18 +277,70 @@ def run_search(
     store = open_storage(storage)
     attrs = _study_attrs(table, space, float(budget_ms), objectives, proxy, sampler, seed, table_path)
     study = open_study(store, study_name, attrs, SAMPLERS[sampler](seed))
-    _fail_dead_local_workers(study, store)
     evaluate = Evaluator(table, proxy_obj)
-    finished = (TrialState.COMPLETE,)
+    run = _run_mirrored if isinstance(store, optuna.storages.JournalStorage) else _run_shared
+    run(study, store, space, evaluate, budget_ms, trials, objectives, SAMPLERS[sampler](seed), progress)
+    return study
+
+
+def _score_trial(trial: optuna.Trial, space: SearchSpace, evaluate: Evaluator, budget_ms: float,
+                 objectives: Sequence[str]) -> tuple[dict[str, Any], list[float]]:
+    result = evaluate(space.suggest(trial))
+    trial.set_user_attr("result", result)
+    trial.set_constraint("latency_budget_ms", result["latency_ms"] - budget_ms)
+    return result, [_objective_value(result, o) for o in objectives]
+
+
+def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, sampler, progress) -> None:
+    """Journal storage: the sampler works on an in-memory mirror of the study, and each
+    finished trial is written to the journal as one record (params, values, attributes,
+    constraint) with ``add_trial``. A journal write costs an fsync, and Optuna's per-trial
+    path writes one record per parameter; here a trial costs one. A killed process loses at
+    most the trial it was scoring, and leaves nothing half-written or RUNNING behind."""
+    mirror = optuna.create_study(directions=study.directions, sampler=sampler)
+    seen = 0
+
+    def sync() -> int:
+        nonlocal seen
+        persisted = study.get_trials(deepcopy=False)
+        fresh = [t for t in persisted[seen:] if t.state == TrialState.COMPLETE]
+        if fresh:
+            mirror.add_trials(fresh)
+        seen = len(persisted)
+        return sum(1 for t in persisted if t.state == TrialState.COMPLETE)
+
+    _fail_dead_local_workers(study, store)
+    complete, last_report = sync(), 0.0
+    while complete < trials:
+        trial = mirror.ask()
+        _, values = _score_trial(trial, space, evaluate, budget_ms, objectives)
+        mirror.tell(trial, values)
+        done = mirror.get_trials(deepcopy=False)[-1]
+        complete = sync()  # other processes may share the journal
+        if complete >= trials:
+            break
+        study.add_trial(optuna.trial.create_trial(
+            values=done.values, params=done.params, distributions=done.distributions,
+            user_attrs={**done.user_attrs, "worker": WORKER}, system_attrs=done.system_attrs))
+        complete = sync()
+        if progress is not None and (time.monotonic() - last_report > 1.0 or complete >= trials):
+            progress(complete, trials, *_front_stats(study))
+            last_report = time.monotonic()
+
+
+def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, _sampler, progress) -> None:
+    """Database storage, shared by workers on several machines: each trial is asked from
+    and told to the shared study (the samplers see every worker's trials at once), and the
+    total is kept exact by trial numbers: a trial asked after the last slot was taken is
+    marked failed as surplus instead of being scored."""
+    _fail_dead_local_workers(study, store)
     busy = (TrialState.COMPLETE, TrialState.RUNNING)
 
     def counts() -> tuple[int, int]:
         all_trials = study.get_trials(deepcopy=False, states=busy)
-        complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
-        return len(complete), len(all_trials)
+        return sum(1 for t in all_trials if t.state == TrialState.COMPLETE), len(all_trials)
 
-    # Counting the study's trials costs O(trials), so it is done every 20 trials and at
-    # every trial near the end, where other workers may take the last slots.
+    # Counting costs O(trials): every 20 trials, and at every trial near the end.
     complete, taken = counts()
     since_count, last_report = 0, 0.0
     while taken < trials:
@@ -289,11 +352,8 @@ def run_search(
                 study.tell(trial, state=TrialState.FAIL)
                 break
         trial.set_user_attr("worker", WORKER)
-        spec = space.suggest(trial)
-        result = evaluate(spec)
-        trial.set_user_attr("result", result)
-        trial.set_constraint("latency_budget_ms", result["latency_ms"] - budget_ms)
-        study.tell(trial, [_objective_value(result, o) for o in objectives])
+        _, values = _score_trial(trial, space, evaluate, budget_ms, objectives)
+        study.tell(trial, values)
         complete, taken, since_count = complete + 1, taken + 1, since_count + 1
         if since_count >= 20 or taken >= trials - 20:
             complete, taken = counts()
@@ -301,7 +361,6 @@ def run_search(
         if progress is not None and (time.monotonic() - last_report > 1.0 or taken >= trials):
             progress(complete, trials, *_front_stats(study))
             last_report = time.monotonic()
-    return study
 
 
 def _objective_value(result: dict[str, Any], objective: str) -> float:

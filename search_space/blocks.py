@@ -18,7 +18,8 @@ Kinds of block (``BlockKey.kind``):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+import functools
+from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
 from torch import nn
@@ -37,7 +38,7 @@ HEAD_INPUTS = (4, 3, 2)
 ACT = "hswish"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, eq=False)
 class BlockKey:
     """The identity of one block: everything that determines its cost. Hashable, JSON-ready.
 
@@ -65,6 +66,34 @@ class BlockKey:
             raise SpecError(f"BlockKey.kind: unknown kind {self.kind!r}; the kinds are {BLOCK_KINDS}")
         object.__setattr__(self, "scales", tuple(self.scales))
 
+    # Equality, hashing and order go through one cached tuple of the fields: keys are looked
+    # up millions of times in a search (tables, MAC caches), and the generated dataclass
+    # methods rebuild that tuple on every call.
+    def _ident(self) -> tuple:
+        ident = self.__dict__.get("_ident_cache")
+        if ident is None:
+            ident = tuple(self.__dict__[name] for name in _KEY_FIELDS)
+            self.__dict__["_ident_cache"] = (ident, hash(ident))
+            return ident
+        return ident[0]
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("_ident_cache")
+        if cached is None:
+            self._ident()
+            cached = self.__dict__["_ident_cache"]
+        return cached[1]
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(other) is not BlockKey:
+            return NotImplemented
+        return self._ident() == other._ident()
+
+    def __lt__(self, other: "BlockKey") -> bool:
+        return self._ident() < other._ident()
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["scales"] = list(self.scales)
@@ -76,8 +105,21 @@ class BlockKey:
         return from_fields(cls, data, all_required=False)
 
     def at(self, height: int, width: int) -> "BlockKey":
-        """The same block with input size ``height`` x ``width``."""
-        return replace(self, height=height, width=width)
+        """The same block with input size ``height`` x ``width`` (the canonical object)."""
+        # Hot in the search loop: no re-validation, and keys come back as one shared object
+        # per identity, so that dictionary look-ups succeed on identity alone.
+        ident = self._ident()
+        ident = ident[:3] + (height, width) + ident[5:]
+        key = _CANONICAL.get(ident)
+        if key is None:
+            key = object.__new__(BlockKey)
+            key.__dict__.update(zip(_KEY_FIELDS, ident))
+            key = _CANONICAL.setdefault(ident, key)
+        return key
+
+    def canonical(self) -> "BlockKey":
+        """The one shared object equal to this key (cheap look-ups; see :meth:`at`)."""
+        return _CANONICAL.setdefault(self._ident(), self)
 
     def describe(self) -> str:
         """Short human-readable form, e.g. ``mbconv 32->64 s2 e4 64x128``."""
@@ -94,6 +136,11 @@ class BlockKey:
             parts.append(f"mid{self.mid_channels}")
         parts.append(f"{self.height}x{self.width}")
         return " ".join(parts)
+
+
+_KEY_FIELDS = tuple(f.name for f in fields(BlockKey))
+assert _KEY_FIELDS[3:5] == ("height", "width")
+_CANONICAL: dict[tuple, BlockKey] = {}
 
 
 def build_block(key: BlockKey) -> nn.Module:
@@ -142,8 +189,9 @@ class Slot(NamedTuple):
     input_stride: int
 
 
-def layout(spec: ArchSpec) -> list[Slot]:
-    """Every block of ``spec`` in execution order, as resolution-free slots."""
+@functools.lru_cache(maxsize=4096)
+def layout(spec: ArchSpec) -> tuple[Slot, ...]:
+    """Every block of ``spec`` in execution order, as resolution-free slots (cached)."""
     w, d, e = spec.widths, spec.depths, spec.expand_ratios
     slots = [Slot("stem", 0, "main", BlockKey("stem_conv", 3, w[0], stride=2), 1)]
     for j in range(d[0]):
@@ -170,7 +218,7 @@ def layout(spec: ArchSpec) -> list[Slot]:
     slots.extend(Slot("head", j, "middle", middle, HEAD_STRIDE) for j in range(spec.head_depth))
     mid = 0 if spec.head_final_expand is None else hw * spec.head_final_expand
     slots.append(Slot("head", 0, "output", BlockKey("seg_output", hw, spec.num_classes, mid_channels=mid), HEAD_STRIDE))
-    return slots
+    return tuple(slots)
 
 
 def check_resolution(resolution: Any) -> tuple[int, int]:

@@ -187,7 +187,7 @@ class ArchSpec:
     # ----------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (lists instead of tuples)."""
-        return json.loads(json.dumps(asdict(self)))
+        return {name: _plain(getattr(self, name)) for name in _SPEC_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ArchSpec":
@@ -232,3 +232,10 @@ class ArchSpec:
             f"hd{self.head_dim} k{dashed(self.scales) or '-'} att{attn} "
             f"head{self.head_width}x{self.head_depth}e{self.head_expand_ratio}{final} c{self.num_classes}"
         )
+
+
+_SPEC_FIELDS = tuple(f.name for f in fields(ArchSpec))
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value

@@ -78,6 +78,7 @@ def main() -> int:
           f"{len(feasible)} feasible, front of {len(ref_front)}, hypervolume {ref_hv:.4f}", flush=True)
 
     results: dict[str, list[dict]] = {}
+    fronts: list[list[tuple[float, float]]] = []
     for sampler in ("nsga2", "tpe", "random"):
         for seed in args.seeds:
             started = time.perf_counter()
@@ -85,19 +86,29 @@ def main() -> int:
                                storage="memory", study_name=f"{sampler}-{seed}", seed=seed)
             points = [(trial_result(t)["latency_ms"], trial_result(t)["proxy"]) for t in front(study)]
             hv = hypervolume(points, args.budget_ms, top)
+            fronts.append(points)
             results.setdefault(sampler, []).append({"seed": seed, "hypervolume": hv, "share_pct": hv / ref_hv * 100,
                                                     "front": len(points), "seconds": time.perf_counter() - started})
             print(f"{sampler:>6} seed {seed}: hypervolume {hv:.4f} = {hv / ref_hv * 100:.1f}% of the reference "
                   f"(front of {len(points)}, {time.perf_counter() - started:.0f} s)", flush=True)
+    # The random reference can be beaten; the best front known (the reference and every run
+    # together) is the stricter yardstick.
+    best_hv = hypervolume(pareto(ref_front + [p for f in fronts for p in f]), args.budget_ms, top)
+    for runs in results.values():
+        for r in runs:
+            r["share_of_best_known_pct"] = r["hypervolume"] / best_hv * 100
     summary = {s: float(np.mean([r["share_pct"] for r in rs])) for s, rs in results.items()}
+    best_summary = {s: float(np.mean([r["share_of_best_known_pct"] for r in rs])) for s, rs in results.items()}
     for sampler, share in summary.items():
-        print(f"{sampler:>6}: mean {share:.1f}% of the reference hypervolume over seeds {args.seeds}")
+        print(f"{sampler:>6}: mean {share:.1f}% of the random-reference hypervolume, {best_summary[sampler]:.1f}% of the "
+              f"best front known, over seeds {args.seeds}")
     print(f"target: NSGA-II >= 98%: {'met' if summary['nsga2'] >= 98 else 'MISSED'}; "
           f"better than random: {'met' if summary['nsga2'] > summary['random'] else 'MISSED'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"trials": args.trials, "reference_samples": args.reference, "budget_ms": args.budget_ms,
-                                    "proxy": args.proxy, "reference_hypervolume": ref_hv, "runs": results,
-                                    "mean_share_pct": summary, "table": TABLE.name}, indent=2) + "\n")
+                                    "proxy": args.proxy, "reference_hypervolume": ref_hv, "best_known_hypervolume": best_hv,
+                                    "runs": results, "mean_share_pct": summary,
+                                    "mean_share_of_best_known_pct": best_summary, "table": TABLE.name}, indent=2) + "\n")
     return 0
 
 

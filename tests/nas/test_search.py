@@ -152,3 +152,17 @@ def test_pareto_cli_prints_and_exports(tiny_table, space, space_file, tmp_path, 
     assert (tmp_path / "front" / first[7]).stat().st_size > 1000
     code = main(["pareto", "--storage", str(journal), "--study", "nope"])
     assert code == 2 and "no study 'nope'" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tiny_table, space_file, tmp_path, capsys):
+    base = ["search", "--table", str(tiny_table), "--space", str(space_file), "--storage", str(tmp_path / "e.journal"),
+            "--trials", "3"]
+    assert main(base + ["--budget-ms", "-5"]) == 2
+    assert "--budget-ms must be a positive number of milliseconds, got -5.0" in capsys.readouterr().err
+    assert main(base + ["--budget-ms", "0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "is below the fastest network of the space" in err and len(err.strip().splitlines()) == 1
+    assert main(["search", "--table", str(tiny_table), "--budget-ms", "5", "--trials", "3",
+                 "--storage", str(tmp_path / "f.journal")]) == 2
+    assert "built for another search space" in capsys.readouterr().err
+    assert not (tmp_path / "f.journal").exists()

@@ -21,6 +21,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -276,10 +277,13 @@ def run_search(
         )
     store = open_storage(storage)
     attrs = _study_attrs(table, space, float(budget_ms), objectives, proxy, sampler, seed, table_path)
-    study = open_study(store, study_name, attrs, SAMPLERS[sampler](seed))
+    sampler_obj = SAMPLERS[sampler](seed)
+    study = open_study(store, study_name, attrs, sampler_obj)
     evaluate = Evaluator(table, proxy_obj)
-    run = _run_mirrored if isinstance(store, optuna.storages.JournalStorage) else _run_shared
-    run(study, store, space, evaluate, budget_ms, trials, objectives, SAMPLERS[sampler](seed), progress)
+    if isinstance(store, optuna.storages.JournalStorage):
+        _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, sampler_obj, progress)
+    else:
+        _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, progress)
     return study
 
 
@@ -298,12 +302,14 @@ def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, 
     path writes one record per parameter; here a trial costs one. A killed process loses at
     most the trial it was scoring, and leaves nothing half-written or RUNNING behind."""
     mirror = optuna.create_study(directions=study.directions, sampler=sampler)
+    run_id = f"{WORKER}:{uuid.uuid4().hex[:8]}"
     seen = 0
 
     def sync() -> int:
         nonlocal seen
         persisted = study.get_trials(deepcopy=False)
-        fresh = [t for t in persisted[seen:] if t.state == TrialState.COMPLETE]
+        # this run's own trials came from the mirror: they are in it already
+        fresh = [t for t in persisted[seen:] if t.state == TrialState.COMPLETE and t.user_attrs.get("run") != run_id]
         if fresh:
             mirror.add_trials(fresh)
         seen = len(persisted)
@@ -321,14 +327,14 @@ def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, 
             break
         study.add_trial(optuna.trial.create_trial(
             values=done.values, params=done.params, distributions=done.distributions,
-            user_attrs={**done.user_attrs, "worker": WORKER}, system_attrs=done.system_attrs))
+            user_attrs={**done.user_attrs, "worker": WORKER, "run": run_id}, system_attrs=done.system_attrs))
         complete = sync()
         if progress is not None and (time.monotonic() - last_report > 1.0 or complete >= trials):
             progress(complete, trials, *_front_stats(study))
             last_report = time.monotonic()
 
 
-def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, _sampler, progress) -> None:
+def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, progress) -> None:
     """Database storage, shared by workers on several machines: each trial is asked from
     and told to the shared study (the samplers see every worker's trials at once), and the
     total is kept exact by trial numbers: a trial asked after the last slot was taken is

@@ -166,3 +166,26 @@ def test_cli_errors_are_one_line(tiny_table, space_file, tmp_path, capsys):
                  "--storage", str(tmp_path / "f.journal")]) == 2
     assert "built for another search space" in capsys.readouterr().err
     assert not (tmp_path / "f.journal").exists()
+
+
+def test_the_sampler_sees_each_trial_once(tiny_table, space, tmp_path, monkeypatch):
+    import nas.search as search
+
+    mirrors = []
+    real = optuna.create_study
+
+    def spy(*args, **kwargs):
+        study = real(*args, **kwargs)
+        if kwargs.get("storage") is None:
+            mirrors.append(study)
+        return study
+
+    monkeypatch.setattr(search.optuna, "create_study", spy)
+    table = LatencyTable.load(tiny_table)
+    journal = str(tmp_path / "m.journal")
+    run_search(table, space, budget_for(table, space), 12, storage=journal, study_name="m")
+    run_search(table, space, budget_for(table, space), 20, storage=journal, study_name="m")
+    persisted = load_study(journal, "m").get_trials(states=(TrialState.COMPLETE,))
+    assert len(persisted) == 20
+    # the resumed run's sampler saw the 12 earlier trials once each, plus its own 8
+    assert len(mirrors[-1].get_trials(states=(TrialState.COMPLETE,))) == 20

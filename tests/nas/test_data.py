@@ -1,0 +1,77 @@
+"""Dataset folders in the real Cityscapes and ADE20K layouts (tiny fixtures written here)."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nas.data import IGNORE_INDEX, ADE20KDataset, CityscapesDataset, DatasetError
+
+
+def _save(path, array, mode):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8), mode).save(path)
+
+
+def cityscapes(root, labels=None, split="train"):
+    rng = np.random.default_rng(0)
+    for city, name in (("aachen", "aachen_000000_000019"), ("bremen", "bremen_000001_000019")):
+        _save(root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", rng.integers(0, 255, (16, 32, 3)), "RGB")
+        label = labels if labels is not None else np.tile(np.array([7, 26, 0, 33, 255, 24, 8, 4]), (16, 4))
+        _save(root / "gtFine" / split / city / f"{name}_gtFine_labelIds.png", label, "L")
+    return root
+
+
+def ade20k(root, label=None):
+    rng = np.random.default_rng(1)
+    base = root / "ADEChallengeData2016"
+    for name in ("ADE_train_00000001", "ADE_train_00000002"):
+        _save(base / "images" / "training" / f"{name}.jpg", rng.integers(0, 255, (12, 20, 3)), "RGB")
+        _save(base / "annotations" / "training" / f"{name}.png",
+              label if label is not None else np.tile(np.arange(0, 151, 30), (12, 4))[:, :20], "L")
+    return root
+
+
+def test_cityscapes_maps_label_ids_to_train_ids(tmp_path):
+    data = CityscapesDataset(cityscapes(tmp_path))
+    assert len(data) == 2 and data.num_classes == 19
+    image, label = data[0]
+    assert image.shape == (3, 16, 32) and image.dtype == torch.float32
+    assert label.shape == (16, 32) and label.dtype == torch.int64
+    assert label[0, :8].tolist() == [0, 13, IGNORE_INDEX, 18, IGNORE_INDEX, 11, 1, IGNORE_INDEX]
+    assert abs(float(image.mean())) < 1.5
+
+
+def test_ade20k_shifts_classes_and_ignores_other(tmp_path):
+    for root in (tmp_path, tmp_path / "ADEChallengeData2016"):
+        data = ADE20KDataset(ade20k(tmp_path) if root == tmp_path else root)
+        _, label = data[1]
+        assert data.num_classes == 150 and len(data) == 2
+        assert label[0, :6].tolist() == [IGNORE_INDEX, 29, 59, 89, 119, 149]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: CityscapesDataset(p / "none"), r"Cityscapes: no folder .*none\. Expected layout: ROOT/leftImg8bit"),
+        (lambda p: CityscapesDataset((p / "leftImg8bit" / "train").mkdir(parents=True) or (p / "gtFine" / "train").mkdir(parents=True) or p),
+         "Cityscapes: no images in"),
+        (lambda p: ADE20KDataset(p), r"ADE20K images: no folder"),
+    ],
+)
+def test_missing_and_empty_folders_are_named(tmp_path, make, message):
+    with pytest.raises(DatasetError, match=message):
+        make(tmp_path)
+
+
+def test_images_without_labels_and_labels_out_of_range(tmp_path):
+    root = cityscapes(tmp_path / "c")
+    next((root / "gtFine").rglob("*.png")).unlink()
+    with pytest.raises(DatasetError, match=r"Cityscapes: .*_leftImg8bit\.png has no label .*_gtFine_labelIds\.png"):
+        CityscapesDataset(root)
+    bad = CityscapesDataset(cityscapes(tmp_path / "d", labels=np.full((16, 32), 40)))
+    with pytest.raises(DatasetError, match=r"label id 40 is outside Cityscapes' 0..33"):
+        bad[0]
+    worse = ADE20KDataset(ade20k(tmp_path / "e", label=np.full((12, 20), 200)))
+    with pytest.raises(DatasetError, match=r"label value 200 is outside 0..150"):
+        worse[0]

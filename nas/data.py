@@ -56,11 +56,27 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 class _FolderDataset(torch.utils.data.Dataset):
-    num_classes: int
-    name: str
+    """Pairs of (image, label) files found under ``images_dir`` and ``labels_dir``."""
 
-    def __init__(self, pairs: list[tuple[Path, Path]]) -> None:
-        self.pairs = pairs
+    num_classes: int
+    name: str  # for messages
+    LAYOUT: str
+    IMAGES: str  # glob of the images under images_dir
+
+    def __init__(self, images_dir: Path, labels_dir: Path) -> None:
+        _require_dir(images_dir, f"{self.name} images", self.LAYOUT)
+        _require_dir(labels_dir, f"{self.name} labels", self.LAYOUT)
+        self.pairs = []
+        for image in sorted(images_dir.glob(self.IMAGES)):
+            label = self._label_path(image, labels_dir)
+            if not label.is_file():
+                raise DatasetError(f"{self.name}: {image} has no label {label}")
+            self.pairs.append((image, label))
+        if not self.pairs:
+            raise DatasetError(f"{self.name}: no images in {images_dir}. Expected layout: {self.LAYOUT}")
+
+    def _label_path(self, image: Path, labels_dir: Path) -> Path:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -88,25 +104,18 @@ class CityscapesDataset(_FolderDataset):
     """Cityscapes fine annotations (19 classes). ``split``: train, val or test."""
 
     num_classes = 19
-    name = "cityscapes"
+    name = "Cityscapes"
     LAYOUT = "ROOT/leftImg8bit/SPLIT/CITY/*_leftImg8bit.png and ROOT/gtFine/SPLIT/CITY/*_gtFine_labelIds.png"
+    IMAGES = "*/*_leftImg8bit.png"
 
     def __init__(self, root: str | Path, split: str = "train") -> None:
         root = Path(root)
-        _require_dir(root, "Cityscapes", self.LAYOUT)
-        images_dir, labels_dir = root / "leftImg8bit" / split, root / "gtFine" / split
-        _require_dir(images_dir, "Cityscapes images", self.LAYOUT)
-        _require_dir(labels_dir, "Cityscapes labels", self.LAYOUT)
-        pairs = []
-        for image in sorted(images_dir.glob("*/*_leftImg8bit.png")):
-            stem = image.name[: -len("_leftImg8bit.png")]
-            label = labels_dir / image.parent.name / f"{stem}_gtFine_labelIds.png"
-            if not label.is_file():
-                raise DatasetError(f"Cityscapes: {image} has no label {label}")
-            pairs.append((image, label))
-        if not pairs:
-            raise DatasetError(f"Cityscapes: no images in {images_dir}. Expected layout: {self.LAYOUT}")
-        super().__init__(pairs)
+        _require_dir(root, self.name, self.LAYOUT)
+        super().__init__(root / "leftImg8bit" / split, root / "gtFine" / split)
+
+    def _label_path(self, image: Path, labels_dir: Path) -> Path:
+        stem = image.name[: -len("_leftImg8bit.png")]
+        return labels_dir / image.parent.name / f"{stem}_gtFine_labelIds.png"
 
     def _label(self, raw: np.ndarray, path: Path) -> np.ndarray:
         bad = raw[(raw > 33) & (raw != 255)]
@@ -120,26 +129,19 @@ class ADE20KDataset(_FolderDataset):
     """ADE20K SceneParsing (150 classes). ``split``: training or validation."""
 
     num_classes = 150
-    name = "ade20k"
+    name = "ADE20K"
     LAYOUT = "ROOT/ADEChallengeData2016/images/SPLIT/*.jpg and ROOT/ADEChallengeData2016/annotations/SPLIT/*.png"
+    IMAGES = "*.jpg"
 
     def __init__(self, root: str | Path, split: str = "training") -> None:
         root = Path(root)
-        _require_dir(root, "ADE20K", self.LAYOUT)
+        _require_dir(root, self.name, self.LAYOUT)
         if (root / "ADEChallengeData2016").is_dir():
             root = root / "ADEChallengeData2016"
-        images_dir, labels_dir = root / "images" / split, root / "annotations" / split
-        _require_dir(images_dir, "ADE20K images", self.LAYOUT)
-        _require_dir(labels_dir, "ADE20K labels", self.LAYOUT)
-        pairs = []
-        for image in sorted(images_dir.glob("*.jpg")):
-            label = labels_dir / f"{image.stem}.png"
-            if not label.is_file():
-                raise DatasetError(f"ADE20K: {image} has no label {label}")
-            pairs.append((image, label))
-        if not pairs:
-            raise DatasetError(f"ADE20K: no images in {images_dir}. Expected layout: {self.LAYOUT}")
-        super().__init__(pairs)
+        super().__init__(root / "images" / split, root / "annotations" / split)
+
+    def _label_path(self, image: Path, labels_dir: Path) -> Path:
+        return labels_dir / f"{image.stem}.png"
 
     def _label(self, raw: np.ndarray, path: Path) -> np.ndarray:
         if raw.max() > 150:

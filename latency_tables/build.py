@@ -21,12 +21,13 @@ import numpy as np
 from search_space import ArchSpec, BlockKey, SearchSpace
 from search_space.zoo import model_spec
 
-from .bundle import block_id, export_bundle, network_id, package_version
+from .bundle import export_bundle, package_version
 from .profile import ProfileError, parse_csv, run_bundle
 from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
 
-__all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks"]
+__all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks", "plan_profile",
+           "calibrate", "read_results", "reference_spec", "speed_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,9 @@ def read_results(path: str | Path, manifest: dict) -> tuple[dict, dict[str, dict
     return meta, out
 
 
-def _speed_factor(reference_ms: float, row: dict[str, float]) -> float:
+def speed_factor(reference_ms: float, row: dict[str, float]) -> float:
+    """Factor that rescales a timing to the device's typical speed: the reference network's
+    typical latency over its median in the chunk the row was timed in (1 without one)."""
     return reference_ms / row["ref_ms"] if row.get("ref_ms") else 1.0
 
 
@@ -101,7 +104,7 @@ def import_results(
         }
     for entry in manifest["entries"]:
         row = results[entry["id"]]
-        factor = _speed_factor(reference_ms, row)
+        factor = speed_factor(reference_ms, row)
         if entry["type"] == "block":
             rows[BlockKey.from_dict(entry["key"])] = {
                 "median_ms": row["median_ms"] * factor,
@@ -253,4 +256,3 @@ def profile_table(
     return LatencyTable.load(output)
 
 
-__all__ += ["plan_profile", "calibrate", "read_results", "reference_spec"]

@@ -22,7 +22,7 @@ from nas.export import DEFAULT_OPSET, export_onnx
 
 from .profile import ProfileError, read_manifest, write_atomic
 
-__all__ = ["BUNDLE_FORMAT", "block_id", "network_id", "export_bundle", "profile_script"]
+__all__ = ["BUNDLE_FORMAT", "block_id", "network_id", "export_bundle", "profile_script", "load_bundle", "ProfileError"]
 
 BUNDLE_FORMAT = "evit-nas-bundle"
 
@@ -124,5 +124,3 @@ def load_bundle(directory: str | Path) -> dict:
     """Read and check a bundle's manifest (every listed ONNX file must be there)."""
     return read_manifest(os.fspath(directory))
 
-
-__all__ += ["load_bundle", "ProfileError"]

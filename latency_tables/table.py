@@ -313,10 +313,13 @@ class LatencyTable:
 
     def predict_blocks(self, keys: list[BlockKey]) -> float:
         """Predicted latency (ms) of a network given as its BlockKeys (at this table's size)."""
+        return float(self._block_features(keys) @ self._vector)
+
+    def _block_features(self, keys: list[BlockKey]) -> np.ndarray:
         missing = self.missing(keys)
         if missing:
             raise MissingBlocksError(missing, self.path)
-        return float(features(keys, {k: self.rows[k]["median_ms"] for k in keys}) @ self._vector)
+        return features(keys, {k: self.rows[k]["median_ms"] for k in keys})
 
     @property
     def _vector(self) -> np.ndarray:
@@ -332,11 +335,7 @@ class LatencyTable:
         Raises:
             MissingBlocksError: the table lacks some of the network's blocks.
         """
-        keys = [key for _, key in network_blocks(spec, resolution or self.resolution)]
-        missing = self.missing(keys)
-        if missing:
-            raise MissingBlocksError(missing, self.path)
-        return features(keys, {k: self.rows[k]["median_ms"] for k in keys})
+        return self._block_features([key for _, key in network_blocks(spec, resolution or self.resolution)])
 
     def breakdown_ms(self, spec: ArchSpec, resolution: Any = None) -> dict[str, float]:
         """Predicted ms per stage (stem, stage1..4, head) and ``overhead`` (the per-network

@@ -78,7 +78,7 @@ def measure_and_compare(
 
     from nas.cost import count_macs
 
-    from .build import measure_networks
+    from .build import measure_networks, speed_factor
     from .bundle import network_id
 
     for _, spec in networks:
@@ -90,7 +90,7 @@ def measure_and_compare(
     rows = []
     for name, spec in networks:
         r = results[network_id(spec)]
-        factor = reference_ms / r["ref_ms"] if r.get("ref_ms") else 1.0
+        factor = speed_factor(reference_ms, r)
         rows.append({"name": name, "summary": spec.summary(), "macs": count_macs(spec, table.resolution),
                      "predicted_ms": table.predict_ms(spec), "measured_ms": r["median_ms"] * factor,
                      "raw_measured_ms": r["median_ms"], "p10_ms": r["p10_ms"] * factor, "p90_ms": r["p90_ms"] * factor})

@@ -40,6 +40,7 @@ from .cost import block_macs, block_params
 from .proxy import Proxy, make_proxy
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "Evaluator", "open_storage", "fastest_network", "run_search",
+           "load_study", "open_study", "parse_objectives",
            "trial_result", "front"]
 
 #: objective name -> direction
@@ -337,34 +338,24 @@ def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, 
 def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, progress) -> None:
     """Database storage, shared by workers on several machines: each trial is asked from
     and told to the shared study (the samplers see every worker's trials at once), and the
-    total is kept exact by trial numbers: a trial asked after the last slot was taken is
-    marked failed as surplus instead of being scored."""
+    total is kept exact by trial numbers: a trial whose earlier trials (complete or running)
+    already fill the total is marked failed as surplus instead of being scored."""
     _fail_dead_local_workers(study, store)
     busy = (TrialState.COMPLETE, TrialState.RUNNING)
-
-    def counts() -> tuple[int, int]:
-        all_trials = study.get_trials(deepcopy=False, states=busy)
-        return sum(1 for t in all_trials if t.state == TrialState.COMPLETE), len(all_trials)
-
-    # Counting costs O(trials): every 20 trials, and at every trial near the end.
-    complete, taken = counts()
-    since_count, last_report = 0, 0.0
-    while taken < trials:
+    last_report = 0.0
+    while len(study.get_trials(deepcopy=False, states=busy)) < trials:
         trial = study.ask()
-        if taken >= trials - 20:
-            earlier = [t for t in study.get_trials(deepcopy=False, states=busy) if t.number < trial.number]
-            if len(earlier) >= trials:  # another worker took the last slot meanwhile
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=TrialState.FAIL)
-                break
+        # One query per trial: other workers move the count, so a local tally would drift.
+        earlier = [t for t in study.get_trials(deepcopy=False, states=busy) if t.number < trial.number]
+        if len(earlier) >= trials:
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL)
+            break
         trial.set_user_attr("worker", WORKER)
         _, values = _score_trial(trial, space, evaluate, budget_ms, objectives)
         study.tell(trial, values)
-        complete, taken, since_count = complete + 1, taken + 1, since_count + 1
-        if since_count >= 20 or taken >= trials - 20:
-            complete, taken = counts()
-            since_count = 0
-        if progress is not None and (time.monotonic() - last_report > 1.0 or taken >= trials):
+        if progress is not None and (time.monotonic() - last_report > 1.0 or len(earlier) + 1 >= trials):
+            complete = sum(1 for t in earlier if t.state == TrialState.COMPLETE) + 1
             progress(complete, trials, *_front_stats(study))
             last_report = time.monotonic()
 
@@ -389,4 +380,3 @@ def load_study(storage: str | None, name: str) -> optuna.Study:
         raise SearchError(f"no study {name!r} in {storage or DEFAULT_JOURNAL}; studies there: {names or 'none'}") from None
 
 
-__all__ += ["load_study", "open_study", "parse_objectives"]

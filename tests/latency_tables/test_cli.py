@@ -8,9 +8,7 @@ import pytest
 from latency_tables.table import LatencyTable
 from latency_tables.validate import Summary, spearman
 from nas.cli import main
-from search_space.zoo import model_spec
 
-from .conftest import RES
 
 
 def run(capsys, *argv):

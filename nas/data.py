@@ -7,6 +7,7 @@ where a pixel has no class. Layouts:
 - Cityscapes: ``ROOT/leftImg8bit/SPLIT/CITY/NAME_leftImg8bit.png`` with
   ``ROOT/gtFine/SPLIT/CITY/NAME_gtFine_labelIds.png``; the 34 label ids are mapped to the
   19 training classes, all others ignored.
+- Synthetic: generated from a seed at any size, nothing on disk (:class:`SyntheticDataset`).
 - ADE20K (SceneParsing 2016): ``ROOT/ADEChallengeData2016/images/SPLIT/NAME.jpg`` with
   ``ROOT/ADEChallengeData2016/annotations/SPLIT/NAME.png`` (ROOT may also be the
   ``ADEChallengeData2016`` folder itself); label 0 ("other") is ignored, 1..150 become 0..149.
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "CITYSCAPES_CLASSES"]
+__all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "SyntheticDataset",
+           "CITYSCAPES_CLASSES", "SYNTHETIC_CLASSES", "open_dataset"]
 
 IGNORE_INDEX = 255
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -149,3 +151,156 @@ class ADE20KDataset(_FolderDataset):
         label = raw.astype(np.int64) - 1
         label[raw == 0] = IGNORE_INDEX
         return label
+
+
+SYNTHETIC_CLASSES = ("background", "line") + tuple(
+    f"{texture}-{ring}-{mode}" for texture in ("fine", "coarse") for ring in ("red", "green") for mode in ("yellow", "cyan")
+)
+
+
+class SyntheticDataset(torch.utils.data.Dataset):
+    """A procedural segmentation task that needs fine local detail, mid-range context and
+    global context at once; generated from ``(seed, split, index)``, at any size.
+
+    An image holds thin lines (class 1) and 4-8 disks or squares at several scales. The
+    class of an object (2..9) combines three facts, each needing a different reach:
+
+    - its texture, fine or coarse stripes: local detail;
+    - the colour (red or green) of a thin ring drawn around it at a gap: mid-range context,
+      up to about a quarter of the image height from the object's centre. Each object has
+      its own ring, so pooling over the whole image cannot tell which ring is whose;
+    - the image's mode (yellow or cyan), shown only by a few small swatches scattered over
+      the background: global context, anywhere in the image.
+
+    Rings and swatches are background. Sizes scale with ``min(H, W) / 128``. Images are
+    generated at ``resolution``; train with no random rescaling (a crop could cut away
+    the swatches that decide the mode).
+
+    Args:
+        resolution: (H, W) of every image.
+        length: images in the split.
+        seed: the task instance; ``split`` ("train" or "val") selects disjoint images.
+    """
+
+    num_classes = len(SYNTHETIC_CLASSES)
+    name = "synthetic"
+    classes = SYNTHETIC_CLASSES
+
+    _RING = np.array([[0.85, 0.15, 0.15], [0.15, 0.75, 0.2]], dtype=np.float32)
+    _MODE = np.array([[0.9, 0.85, 0.1], [0.1, 0.8, 0.85]], dtype=np.float32)
+
+    def __init__(self, resolution: tuple[int, int] = (128, 256), length: int = 2000, seed: int = 0,
+                 split: str = "train") -> None:
+        if split not in ("train", "val"):
+            raise DatasetError(f"synthetic: unknown split {split!r}; choose train or val")
+        h, w = resolution
+        if h < 32 or w < 32:
+            raise DatasetError(f"synthetic: resolution {h}x{w} is too small; use at least 32x32")
+        if length < 1:
+            raise DatasetError("synthetic: length must be at least 1")
+        self.resolution, self.length, self.seed, self.split = (int(h), int(w)), int(length), int(seed), split
+        self._yy, self._xx = np.mgrid[0:h, 0:w].astype(np.float32)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        image, label = self.generate(index)
+        return _to_tensor(image), torch.from_numpy(label)
+
+    def generate(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image (H, W, 3) uint8 and label (H, W) int64 number ``index``."""
+        rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, index])
+        h, w = self.resolution
+        unit = min(h, w) / 128.0
+        yy, xx = self._yy, self._xx
+        background = rng.uniform(0.25, 0.6, size=3).astype(np.float32)
+        image = background + rng.normal(0, 0.04, size=(h, w, 3)).astype(np.float32)
+        label = np.zeros((h, w), dtype=np.int64)
+        occupied = np.zeros((h, w), dtype=bool)
+        mode = int(rng.integers(2))
+
+        for _ in range(int(rng.integers(2, 5))):  # thin lines, 1-3 px at 128 px
+            y0, x0 = rng.uniform(0, h), rng.uniform(0, w)
+            angle = rng.uniform(0, np.pi)
+            dy, dx = np.sin(angle), np.cos(angle)
+            width = rng.uniform(1.0, 3.0) * unit / 2
+            length = rng.uniform(0.3, 0.8) * w
+            along = (yy - y0) * dy + (xx - x0) * dx
+            mask = (np.abs((yy - y0) * dx - (xx - x0) * dy) <= width) & (np.abs(along) <= length / 2)
+            image[mask] = rng.uniform(0.0, 1.0, size=3)
+            label[mask] = 1
+
+        placed: list[tuple[float, float, float]] = []
+        for _ in range(int(rng.integers(4, 9)) * 6):  # rejection sampling, at most 8 objects
+            if len(placed) >= 8:
+                break
+            radius = float(np.exp(rng.uniform(np.log(6), np.log(26)))) * unit
+            gap = rng.uniform(4, 14) * unit
+            reach = radius + gap + 2.5 * unit
+            cy, cx = rng.uniform(reach, h - reach) if h > 2 * reach else h / 2, rng.uniform(reach, w - reach) if w > 2 * reach else w / 2
+            if any(np.hypot(cy - py, cx - px) < reach + pr + 2 * unit for py, px, pr in placed):
+                continue
+            placed.append((cy, cx, reach))
+            # work in the object's bounding window only
+            y0, y1 = max(0, int(cy - reach - 2 * unit)), min(h, int(cy + reach + 2 * unit) + 2)
+            x0, x1 = max(0, int(cx - reach - 2 * unit)), min(w, int(cx + reach + 2 * unit) + 2)
+            wy, wx = yy[y0:y1, x0:x1], xx[y0:y1, x0:x1]
+            square = bool(rng.integers(2))
+            dist = np.maximum(np.abs(wy - cy), np.abs(wx - cx)) if square else np.hypot(wy - cy, wx - cx)
+            inside = dist <= radius
+            ring = (dist > radius + gap) & (dist <= reach)
+            texture, ring_colour = int(rng.integers(2)), int(rng.integers(2))
+            period = (rng.uniform(3.5, 5.0) if texture == 0 else rng.uniform(10.0, 13.0)) * unit
+            angle = rng.uniform(0, np.pi)
+            phase = ((wy * np.sin(angle) + wx * np.cos(angle)) / period) % 1.0
+            base = rng.uniform(0.3, 0.7, size=3).astype(np.float32)
+            stripes = np.where(phase < 0.5, 0.22, -0.22).astype(np.float32)
+            win_image, win_label = image[y0:y1, x0:x1], label[y0:y1, x0:x1]
+            win_image[inside] = np.clip(base + stripes[inside][:, None], 0, 1)
+            win_label[inside] = 2 + texture * 4 + ring_colour * 2 + mode
+            win_image[ring] = self._RING[ring_colour]
+            win_label[ring] = 0
+            occupied[y0:y1, x0:x1] |= dist <= reach + 2 * unit
+
+        size = max(2, round(6 * unit))
+        swatches = 0
+        for _ in range(60):  # 3-5 mode swatches on free background
+            if swatches >= 3 + (h * w) // (128 * 256) * 2:
+                break
+            y, x = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
+            if occupied[y:y + size, x:x + size].any():
+                continue
+            image[y:y + size, x:x + size] = self._MODE[mode]
+            label[y:y + size, x:x + size] = 0
+            occupied[y:y + size, x:x + size] = True
+            swatches += 1
+        return (np.clip(image, 0, 1) * 255).astype(np.uint8), label
+
+
+DATASET_CHOICES = "synthetic, cityscapes:PATH or ade20k:PATH"
+
+
+def open_dataset(name: str, split: str = "train", resolution: tuple[int, int] = (128, 256), seed: int = 0,
+                 length: int | None = None) -> torch.utils.data.Dataset:
+    """The dataset named ``name`` ("synthetic", "cityscapes:PATH" or "ade20k:PATH").
+
+    ``split`` is "train" or "val" (mapped to ADE20K's training/validation); ``resolution``,
+    ``seed`` and ``length`` only shape the synthetic data (default length: 2000 train,
+    64 val images).
+
+    Raises:
+        DatasetError: unknown name or unusable folder.
+    """
+    if split not in ("train", "val"):
+        raise DatasetError(f"unknown split {split!r}; choose train or val")
+    kind, _, path = name.partition(":")
+    if kind == "synthetic" and not path:
+        return SyntheticDataset(resolution, length or (2000 if split == "train" else 64), seed, split)
+    if kind == "cityscapes" and path:
+        return CityscapesDataset(path, split)
+    if kind == "ade20k" and path:
+        return ADE20KDataset(path, "training" if split == "train" else "validation")
+    raise DatasetError(f"unknown dataset {name!r}; choose {DATASET_CHOICES}")

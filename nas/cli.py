@@ -16,7 +16,10 @@ from search_space.spec import ArchSpec, SpecError
 from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
 from latency_tables.profile import ProfileError, write_atomic
 from latency_tables.table import TableError
+from nas.data import DatasetError
 from nas.search import SearchError
+from nas.train import TrainError
+from nas.validate import ValidateError
 
 log = logging.getLogger("evit-nas")
 
@@ -60,9 +63,13 @@ def _write_new(path: Path, text: str, force: bool) -> None:
 
 
 def _network(args: argparse.Namespace) -> tuple[str, ArchSpec]:
-    spec = resolve_network(args.network, args.dataset)
-    label = args.network if not Path(str(args.network)).is_file() else Path(args.network).name
-    return label, spec
+    return _resolve(args.network, args.dataset)
+
+
+def _resolve(network: str, dataset: str) -> tuple[str, ArchSpec]:
+    """A registered name or an ArchSpec file -> (label, spec); the label is the name or the file name."""
+    spec = resolve_network(network, dataset)
+    return (network if not Path(str(network)).is_file() else Path(network).name), spec
 
 
 def _resolution(args: argparse.Namespace) -> tuple[int, int]:
@@ -503,6 +510,57 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------- validate
+#: brief-training resolution when no study gives one (its table's)
+VALIDATE_RESOLUTION = {"synthetic": (128, 256), "cityscapes": (512, 1024), "ade20k": (512, 512)}
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import re
+
+    from nas.search import load_study
+    from nas.validate import Entry, default_recipe, front_entries, open_datasets, validate
+
+    if bool(args.study) == bool(args.networks):
+        raise CLIError("give either --study NAME --top-k K (networks of a search's front) or NETWORK arguments")
+    kind = args.dataset.partition(":")[0]
+    study, resolution = None, args.resolution
+    if args.study:
+        if args.top_k is None:
+            raise CLIError("--study needs --top-k K: how many networks of the front to train")
+        study = load_study(args.storage, args.study)
+        entries = front_entries(study, args.top_k)
+        table_resolution = study.user_attrs.get("table_meta", {}).get("resolution")
+        resolution = resolution or (tuple(table_resolution) if table_resolution else None)
+    else:
+        if args.top_k is not None:
+            raise CLIError("--top-k picks networks of a study's front: give --study NAME too")
+        entries = [Entry(*_resolve(n, kind if kind in DATASETS else "cityscapes")) for n in args.networks]
+    resolution = resolution or VALIDATE_RESOLUTION.get(kind, VALIDATE_RESOLUTION["synthetic"])
+    recipe = default_recipe(kind, resolution, args.steps, args.batch_size, args.seed)
+    train_set, val_set = open_datasets(args.dataset, resolution)
+    out = Path(args.out or Path("validation") / re.sub(r"[^A-Za-z0-9_.-]+", "_", args.study or "networks"))
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    say(f"training {len(entries)} network(s){'' if args.no_reference else ' + B0 reference'} on {args.dataset} at "
+        f"{resolution[0]}x{resolution[1]}: {recipe.steps} steps of batch {recipe.batch_size}, seed {recipe.seed}; "
+        f"results in {out}")
+    rows = validate(entries, train_set, val_set, args.dataset, recipe, out, args.device, study,
+                    reference=not args.no_reference, progress=not args.no_progress, log=say)
+    if args.json:
+        parsed = ("spec", "recipe", "per_class_iou")
+        _print_json({"results": str(out / "results.csv"), "study": args.study,
+                     "rows": [{k: json.loads(v) if k in parsed else v for k, v in r.items()} for r in rows]})
+        return 0
+    print(f"\n{'network':<22}{'latency (ms)':>13}{'MACs (G)':>10}{'params (M)':>12}{'mIoU (%)':>10}{'pixel acc (%)':>15}")
+    for r in rows:
+        latency = "" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}"
+        print(f"{r['network']:<22}{latency:>13}{_g(r['macs']):>10}{_m(r['params']):>12}{r['miou']:>10.1f}"
+              f"{r['pixel_accuracy']:>15.1f}")
+    print(f"\nwrote {out / 'results.csv'}" + (f"; study {args.study!r} has the results as user attributes "
+                                                "validation:<trial> and validation:reference" if study else ""))
+    return 0
+
+
 # ----------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -668,6 +726,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true", help="with --export: skip the ONNX files")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_pareto)
+
+    p = sub.add_parser("validate", help="train a study's front networks briefly and measure their mIoU",
+                       description="Check a search by brief training: take K networks spread along the latency axis "
+                       "of a study's feasible Pareto front (the fastest, the slowest, the rest evenly spaced), or the "
+                       "NETWORKs given, plus EfficientViT-B0 as a reference; train each with the same short recipe "
+                       "(AdamW, warm-up + cosine, crops of the resolution) for the dataset's classes, and evaluate "
+                       "mIoU and pixel accuracy on its validation split. Writes OUT/results.csv (one row per network: "
+                       "spec, predicted latency, MACs, params, mIoU, recipe, timings, device) and OUT/checkpoints/; "
+                       "with a study, also the study user attributes validation:<trial> and validation:reference. "
+                       "Resumable: rerun the same command after an interruption; finished networks are not "
+                       "retrained and an interrupted one resumes from its last checkpoint.")
+    p.add_argument("networks", metavar="NETWORK", nargs="*",
+                   help="registered names or ArchSpec JSON files to train instead of a study's front")
+    p.add_argument("--storage", help="Optuna storage of the study (default: evit-nas.journal)")
+    p.add_argument("--study", help="study name (from evit-nas search)")
+    p.add_argument("--top-k", type=int, metavar="K", help="with --study: how many front networks to train")
+    p.add_argument("--dataset", default="synthetic", metavar="DATASET",
+                   help="synthetic (generated, nothing to download), cityscapes:PATH or ade20k:PATH (default: synthetic)")
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                   help="training crop and synthetic image size (default: the study's table resolution; without a "
+                   "study 128x256 for synthetic, 512x1024 for cityscapes, 512x512 for ade20k)")
+    p.add_argument("--steps", type=int, default=300, help="training steps per network (default: 300)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per step (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation and batch order seed (default: 0)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: validation/STUDY or validation/networks)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where to train: cpu, cuda, or auto (cuda when available) (default: cpu)")
+    p.add_argument("--no-reference", action="store_true", help="do not train the B0 reference")
+    p.add_argument("--no-progress", action="store_true", help="no training progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable rows on standard output")
+    p.set_defaults(func=cmd_validate)
     return parser
 
 
@@ -677,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CLIError, SpecError, TableError, ProfileError, SearchError) as exc:
+    except (CLIError, SpecError, TableError, ProfileError, SearchError, DatasetError, TrainError, ValidateError) as exc:
         print(f"evit-nas: error: {exc}", file=sys.stderr)
         return 2
 

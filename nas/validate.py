@@ -1,0 +1,297 @@
+"""Validate a search by brief training: pick networks, train each briefly, evaluate, record.
+
+``evit-nas validate`` takes K networks spread along the latency axis of a study's feasible
+Pareto front (or networks named on the command line), trains each with the same short
+recipe (:mod:`nas.train`) plus EfficientViT-B0 as a reference, evaluates mIoU on the
+validation split, and records one row per network in ``results.csv``.
+
+Every network is trained for the dataset's classes (``num_classes`` of its ArchSpec is
+replaced); ``latency_ms`` is the study's prediction for the searched network, at the
+study's table resolution.
+
+Resumable: the CSV is rewritten atomically after each network, and a network whose row
+(same name, spec, recipe and dataset) is already there is not trained again; a network
+interrupted mid-training resumes from its checkpoint in ``checkpoints/`` (the finished
+checkpoints stay there: ``{"model": state_dict, ...}``).
+
+Results go back to the study as study user attributes (Optuna refuses to change the
+attributes of a finished trial): ``validation:<trial number>`` for a front network and
+``validation:reference`` for B0, each a dict with ``network``, ``miou``,
+``pixel_accuracy``, ``per_class_iou`` (%, ``None`` for a class absent from the data),
+``steps``, ``batch_size``, ``seed``, ``dataset``, ``resolution`` ([H, W]), ``recipe``,
+``device`` and ``date``. A later run with another recipe overwrites them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import optuna
+import torch
+
+from search_space import ArchSpec, build_model
+from search_space.zoo import model_spec
+
+from .cost import count_macs, count_params
+from .data import open_dataset
+from .search import front, trial_result
+from .train import Recipe, _device, evaluate, train
+
+__all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries",
+           "open_datasets", "validate", "read_results"]
+
+REFERENCE = "efficientvit_seg_b0"
+#: results.csv columns, in order
+COLUMNS = ("network", "trial", "spec", "latency_ms", "macs", "params", "miou", "pixel_accuracy", "per_class_iou",
+           "steps", "batch_size", "seed", "dataset", "resolution", "recipe", "train_s", "train_images_per_s",
+           "resumed_at_step", "eval_s", "device", "date")
+_INT = {"trial", "macs", "params", "steps", "batch_size", "seed", "resumed_at_step"}
+_FLOAT = {"latency_ms", "miou", "pixel_accuracy", "train_s", "train_images_per_s", "eval_s"}
+
+
+class ValidateError(ValueError):
+    """A validation request that cannot run; the message says what to change."""
+
+
+class Entry(NamedTuple):
+    """A network to validate: its name, ArchSpec, and the study trial it came from."""
+
+    name: str
+    spec: ArchSpec
+    trial: int | None = None
+    latency_ms: float | None = None
+
+
+def default_recipe(dataset: str, resolution: Sequence[int], steps: int = 300, batch_size: int = 8,
+                   seed: int = 0) -> Recipe:
+    """The validation recipe: crops of ``resolution``; no random rescaling on synthetic data
+    (its images are generated at ``resolution``, and a crop could cut the global cue away).
+    A checkpoint every tenth of the run (at most every 50 steps)."""
+    if steps < 1 or batch_size < 1:
+        raise ValidateError(f"--steps and --batch-size must be at least 1, got {steps} and {batch_size}")
+    extra: dict[str, Any] = {"scale_range": (1.0, 1.0)} if dataset == "synthetic" else {}
+    return Recipe(steps=steps, batch_size=batch_size, crop=tuple(resolution), seed=seed,
+                  checkpoint_every=max(1, min(50, steps // 10)), **extra)
+
+
+def pick_front(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """``k`` distinct networks of the feasible Pareto front, spread along the latency axis:
+    the fastest and the slowest (for ``k >= 2``) and the rest evenly spaced by latency rank;
+    ``k = 1`` gives the slowest, the most capable network within the budget.
+
+    Raises:
+        ValidateError: ``k < 1``, no feasible trial, or ``k`` larger than the front.
+    """
+    if k < 1:
+        raise ValidateError(f"--top-k must be at least 1, got {k}")
+    members, seen = [], set()
+    for trial in front(study):  # sorted by latency; a spec sampled twice counts once
+        spec = json.dumps(trial_result(trial)["spec"], sort_keys=True)
+        if spec not in seen:
+            seen.add(spec)
+            members.append(trial)
+    if not members:
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        budget = study.user_attrs.get("budget_ms")
+        within = f" within the {budget:g} ms budget" if isinstance(budget, (int, float)) else ""
+        raise ValidateError(f"study {study.study_name!r} has no feasible trials (none of its {len(done)} completed "
+                            f"trials is{within}); run more trials, or rerun evit-nas search with a larger --budget-ms")
+    if k > len(members):
+        raise ValidateError(f"K={k} but the front of study {study.study_name!r} has {len(members)} networks; "
+                            f"use --top-k {len(members)} or less")
+    if k == 1:
+        return [members[-1]]
+    n = len(members)
+    return [members[round(i * (n - 1) / (k - 1))] for i in range(k)]
+
+
+def front_entries(study: optuna.Study, k: int) -> list[Entry]:
+    """:func:`pick_front` as entries named ``trialNNNNN``."""
+    return [Entry(f"trial{t.number:05d}", ArchSpec.from_dict(trial_result(t)["spec"]), t.number,
+                  trial_result(t)["latency_ms"]) for t in pick_front(study, k)]
+
+
+def open_datasets(name: str, resolution: Sequence[int]) -> tuple[Any, Any]:
+    """The train and val splits of ``name`` (synthetic data generated at ``resolution``,
+    task seed 0 whatever the training seed, so every run sees the same task)."""
+    return (open_dataset(name, "train", tuple(resolution), seed=0),
+            open_dataset(name, "val", tuple(resolution), seed=0))
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a results CSV (typed: ints, floats, None for empty cells); [] if absent.
+
+    Raises:
+        ValidateError: the file is not a results CSV of this command.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValidateError(f"{path} is not a results file of evit-nas validate (columns {reader.fieldnames}); "
+                                "choose another --out folder")
+        return [_typed(row) for row in reader]
+
+
+def _typed(row: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if value == "":
+            out[key] = None
+        elif key in _INT:
+            out[key] = int(value)
+        elif key in _FLOAT:
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
+    from latency_tables.profile import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+    write_atomic(str(path), buffer.getvalue())
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    from latency_tables.profile import cpu_model
+
+    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"]) if path.is_file() else 0
+
+
+def _recipe_json(recipe: Recipe) -> str:
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()}, sort_keys=True)
+
+
+def validate(
+    entries: Sequence[Entry],
+    train_set: Any,
+    val_set: Any,
+    dataset: str,
+    recipe: Recipe,
+    work_dir: str | Path,
+    device: str = "cpu",
+    study: optuna.Study | None = None,
+    reference: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Train and evaluate each entry (and B0 unless ``reference=False``) with ``recipe``.
+
+    Args:
+        entries: the networks; their ``num_classes`` is set to the dataset's.
+        train_set, val_set: the splits (:func:`open_datasets`); ``dataset`` names them.
+        work_dir: gets ``results.csv`` and ``checkpoints/``; rows already there are kept.
+        study: the study the entries came from; receives the ``validation:*`` attributes.
+        log: receives one line per network.
+
+    Returns:
+        This run's rows (those found done included), in order, as in ``results.csv``.
+
+    Raises:
+        ValidateError: no CUDA device for ``device="cuda"``, or a foreign results file.
+        TrainError: a checkpoint of another recipe (not produced by this command).
+    """
+    device = _device(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValidateError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
+    work_dir = Path(work_dir)
+    results = work_dir / "results.csv"
+    rows = read_results(results)
+    classes = train_set.num_classes
+    todo = [e._replace(spec=e.spec.replace(num_classes=classes)) for e in entries]
+    if reference:
+        b0 = model_spec(REFERENCE, "cityscapes").replace(num_classes=classes)  # B0 exists for Cityscapes only
+        if all(e.spec != b0 for e in todo):
+            todo.append(Entry(REFERENCE, b0))
+    resolution = "x".join(map(str, recipe.crop))
+    recipe_json = _recipe_json(recipe)
+    done_rows = []
+    for number, entry in enumerate(todo, 1):
+        spec_json = entry.spec.to_json(indent=None)
+        key = (entry.name, spec_json, recipe_json, dataset)
+        row = next((r for r in rows if (r["network"], r["spec"], r["recipe"], r["dataset"]) == key), None)
+        if row is not None:
+            log(f"[{number}/{len(todo)}] {entry.name}: already done, mIoU {row['miou']:.1f}% (in {results})")
+        else:
+            row = _train_one(entry, key, train_set, val_set, dataset, recipe, resolution, work_dir, device, progress)
+            rows.append(row)
+            _write_results(results, rows)
+            speed = "" if row["train_images_per_s"] is None else f", {row['train_images_per_s']:.1f} images/s"
+            resumed = f", resumed at step {row['resumed_at_step']}" if row["resumed_at_step"] else ""
+            log(f"[{number}/{len(todo)}] {entry.name}: mIoU {row['miou']:.1f}% "
+                f"(train {row['train_s']:.0f} s{speed}{resumed})")
+        if study is not None and (entry.trial is not None or entry.name == REFERENCE):
+            study.set_user_attr(f"validation:{'reference' if entry.trial is None else entry.trial}", _summary(row))
+        done_rows.append(row)
+    return done_rows
+
+
+def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
+               resolution: str, work_dir: Path, device: str, progress: bool) -> dict[str, Any]:
+    digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
+    checkpoint = work_dir / "checkpoints" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', entry.name)}-{digest}.pt"
+    start = _checkpoint_step(checkpoint)
+    torch.manual_seed(recipe.seed)
+    model = build_model(entry.spec)
+    began = time.perf_counter()
+    train(model, train_set, recipe, checkpoint=checkpoint, device=device, progress=progress)
+    train_s = time.perf_counter() - began
+    began = time.perf_counter()
+    metrics = evaluate(model, val_set, train_set.num_classes, device)
+    eval_s = time.perf_counter() - began
+    trained = recipe.steps - start
+    return {
+        "network": entry.name,
+        "trial": entry.trial,
+        "spec": key[1],
+        "latency_ms": entry.latency_ms,
+        "macs": count_macs(entry.spec, recipe.crop),
+        "params": count_params(entry.spec),
+        "miou": metrics["miou"],
+        "pixel_accuracy": metrics["pixel_accuracy"],
+        "per_class_iou": json.dumps([None if math.isnan(v) else round(v, 4) for v in metrics["per_class_iou"]]),
+        "steps": recipe.steps,
+        "batch_size": recipe.batch_size,
+        "seed": recipe.seed,
+        "dataset": dataset,
+        "resolution": resolution,
+        "recipe": key[2],
+        "train_s": round(train_s, 3),
+        "train_images_per_s": round(trained * recipe.batch_size / train_s, 3) if trained and train_s > 0 else None,
+        "resumed_at_step": start,
+        "eval_s": round(eval_s, 3),
+        "device": _device_name(device),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    """The study attribute of a row (JSON-safe: no NaN)."""
+    keep = ("network", "miou", "pixel_accuracy", "steps", "batch_size", "seed", "dataset", "device", "date")
+    return {**{k: row[k] for k in keep}, "per_class_iou": json.loads(row["per_class_iou"]),
+            "resolution": [int(v) for v in row["resolution"].split("x")], "recipe": json.loads(row["recipe"])}

@@ -26,10 +26,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency_tables.build import plan_profile, profile_table  # noqa: E402
-from latency_tables.table import LatencyTable  # noqa: E402
-from latency_tables.validate import held_out_networks, measure_and_compare, summarise, write_csv, write_plot  # noqa: E402
-from search_space import SearchSpace  # noqa: E402
+from latency_tables.build import plan_profile, profile_table
+from latency_tables.table import LatencyTable
+from latency_tables.validate import (
+    held_out_networks,
+    measure_and_compare,
+    summarise,
+    write_csv,
+    write_plot,
+)
+from search_space import SearchSpace
 
 DEFAULT_TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 

@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency_tables import LatencyTable  # noqa: E402
-from nas.proxy import make_proxy  # noqa: E402
-from nas.search import Evaluator, front, run_search, trial_result  # noqa: E402
-from search_space import SearchSpace  # noqa: E402
+from latency_tables import LatencyTable
+from nas.proxy import make_proxy
+from nas.search import Evaluator, front, run_search, trial_result
+from search_space import SearchSpace
 
 TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 

@@ -24,10 +24,10 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from latency_tables import LatencyTable  # noqa: E402
-from nas.cost import block_macs, block_params  # noqa: E402
-from nas.search import open_storage, run_search  # noqa: E402
-from search_space import SearchSpace  # noqa: E402
+from latency_tables import LatencyTable
+from nas.cost import block_macs, block_params
+from nas.search import open_storage, run_search
+from search_space import SearchSpace
 
 TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 

@@ -23,7 +23,7 @@ from search_space.zoo import model_spec
 from .profile import write_atomic
 from .table import LatencyTable
 
-__all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "write_csv", "write_plot",
+__all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
            "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["name", "summary", "macs", "predicted_ms", "measured_ms", "error_pct", "raw_measured_ms",
@@ -114,6 +114,15 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall rank correlation tau-b (ties counted as neither concordant nor discordant)."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    dx = np.sign(x[:, None] - x[None, :])[np.triu_indices(len(x), 1)]
+    dy = np.sign(y[:, None] - y[None, :])[np.triu_indices(len(y), 1)]
+    denominator = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
+    return float((dx * dy).sum() / denominator) if denominator else float("nan")
 
 
 @dataclass

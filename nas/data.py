@@ -153,28 +153,26 @@ class ADE20KDataset(_FolderDataset):
         return label
 
 
-SYNTHETIC_CLASSES = ("background", "line") + tuple(
-    f"{texture}-{ring}-{mode}" for texture in ("fine", "coarse") for ring in ("red", "green") for mode in ("yellow", "cyan")
-)
+SYNTHETIC_CLASSES = ("background", "line", "disk-red", "disk-green", "square-yellow", "square-cyan")
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
-    """A procedural segmentation task that needs fine local detail, mid-range context and
-    global context at once; generated from ``(seed, split, index)``, at any size.
+    """A procedural segmentation task that needs local detail, mid-range context and global
+    context; generated from ``(seed, split, index)`` at any size, nothing on disk.
 
-    An image holds thin lines (class 1) and 4-8 disks or squares at several scales. The
-    class of an object (2..9) combines three facts, each needing a different reach:
+    An image holds thin lines (class 1) and 6-10 striped disks and squares of several sizes
+    (the stripes, fine or coarse, carry no class):
 
-    - its texture, fine or coarse stripes: local detail;
-    - the colour (red or green) of a thin ring drawn around it at a gap: mid-range context,
-      up to about a quarter of the image height from the object's centre. Each object has
-      its own ring, so pooling over the whole image cannot tell which ring is whose;
-    - the image's mode (yellow or cyan), shown only by a few small swatches scattered over
-      the background: global context, anywhere in the image.
+    - a disk's class (2 red, 3 green) is the colour of a thin ring drawn around it at a gap
+      (mid-range context: every disk has its own ring, so pooling over the whole image
+      cannot tell which ring is whose);
+    - a square's class (4 yellow, 5 cyan) is the image's mode, shown only by small swatches
+      scattered over the background (global context: a square may be far from all of them).
 
     Rings and swatches are background. Sizes scale with ``min(H, W) / 128``. Images are
-    generated at ``resolution``; train with no random rescaling (a crop could cut away
-    the swatches that decide the mode).
+    generated at ``resolution``; train without random rescaling (a crop could cut away
+    the swatches that decide the mode). ``benchmarks/ablation.py`` measures which of
+    attention and multi-scale aggregation each cue needs.
 
     Args:
         resolution: (H, W) of every image.
@@ -186,8 +184,8 @@ class SyntheticDataset(torch.utils.data.Dataset):
     name = "synthetic"
     classes = SYNTHETIC_CLASSES
 
-    _RING = np.array([[0.85, 0.15, 0.15], [0.15, 0.75, 0.2]], dtype=np.float32)
-    _MODE = np.array([[0.9, 0.85, 0.1], [0.1, 0.8, 0.85]], dtype=np.float32)
+    _RING = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.15]], dtype=np.float32)
+    _MODE = np.array([[0.95, 0.9, 0.05], [0.05, 0.85, 0.9]], dtype=np.float32)
 
     def __init__(self, resolution: tuple[int, int] = (128, 256), length: int = 2000, seed: int = 0,
                  split: str = "train") -> None:
@@ -216,32 +214,32 @@ class SyntheticDataset(torch.utils.data.Dataset):
         h, w = self.resolution
         unit = min(h, w) / 128.0
         yy, xx = self._yy, self._xx
-        background = rng.uniform(0.25, 0.6, size=3).astype(np.float32)
-        image = background + rng.normal(0, 0.04, size=(h, w, 3)).astype(np.float32)
+        image = rng.uniform(0.3, 0.6, size=3).astype(np.float32) + rng.normal(0, 0.04, size=(h, w, 3)).astype(np.float32)
         label = np.zeros((h, w), dtype=np.int64)
         occupied = np.zeros((h, w), dtype=bool)
         mode = int(rng.integers(2))
 
-        for _ in range(int(rng.integers(2, 5))):  # thin lines, 1-3 px at 128 px
+        for _ in range(int(rng.integers(2, 5))):  # thin lines, 2-4 px at 128 px
             y0, x0 = rng.uniform(0, h), rng.uniform(0, w)
             angle = rng.uniform(0, np.pi)
             dy, dx = np.sin(angle), np.cos(angle)
-            width = rng.uniform(1.0, 3.0) * unit / 2
-            length = rng.uniform(0.3, 0.8) * w
+            half = rng.uniform(2.0, 4.0) * unit / 2
             along = (yy - y0) * dy + (xx - x0) * dx
-            mask = (np.abs((yy - y0) * dx - (xx - x0) * dy) <= width) & (np.abs(along) <= length / 2)
+            mask = (np.abs((yy - y0) * dx - (xx - x0) * dy) <= half) & (np.abs(along) <= rng.uniform(0.3, 0.8) * w / 2)
             image[mask] = rng.uniform(0.0, 1.0, size=3)
             label[mask] = 1
 
         placed: list[tuple[float, float, float]] = []
-        for _ in range(int(rng.integers(4, 9)) * 6):  # rejection sampling, at most 8 objects
-            if len(placed) >= 8:
+        wanted = int(rng.integers(6, 11))
+        for _ in range(wanted * 8):  # rejection sampling of non-overlapping objects
+            if len(placed) >= wanted:
                 break
-            radius = float(np.exp(rng.uniform(np.log(6), np.log(26)))) * unit
-            gap = rng.uniform(4, 14) * unit
-            reach = radius + gap + 2.5 * unit
-            cy, cx = rng.uniform(reach, h - reach) if h > 2 * reach else h / 2, rng.uniform(reach, w - reach) if w > 2 * reach else w / 2
-            if any(np.hypot(cy - py, cx - px) < reach + pr + 2 * unit for py, px, pr in placed):
+            radius = float(np.exp(rng.uniform(np.log(7), np.log(28)))) * unit
+            gap = rng.uniform(6, 18) * unit
+            reach = radius + gap + 3 * unit
+            cy = rng.uniform(reach, h - reach) if h > 2 * reach else h / 2
+            cx = rng.uniform(reach, w - reach) if w > 2 * reach else w / 2
+            if any(np.hypot(cy - py, cx - px) < reach + pr for py, px, pr in placed):
                 continue
             placed.append((cy, cx, reach))
             # work in the object's bounding window only
@@ -251,24 +249,27 @@ class SyntheticDataset(torch.utils.data.Dataset):
             square = bool(rng.integers(2))
             dist = np.maximum(np.abs(wy - cy), np.abs(wx - cx)) if square else np.hypot(wy - cy, wx - cx)
             inside = dist <= radius
-            ring = (dist > radius + gap) & (dist <= reach)
-            texture, ring_colour = int(rng.integers(2)), int(rng.integers(2))
-            period = (rng.uniform(3.5, 5.0) if texture == 0 else rng.uniform(10.0, 13.0)) * unit
+            ring_colour = int(rng.integers(2))
+            period = (rng.uniform(3.5, 5.0) if rng.integers(2) else rng.uniform(9.0, 12.0)) * unit
             angle = rng.uniform(0, np.pi)
             phase = ((wy * np.sin(angle) + wx * np.cos(angle)) / period) % 1.0
             base = rng.uniform(0.3, 0.7, size=3).astype(np.float32)
-            stripes = np.where(phase < 0.5, 0.22, -0.22).astype(np.float32)
+            stripes = np.where(phase < 0.5, 0.2, -0.2).astype(np.float32)
             win_image, win_label = image[y0:y1, x0:x1], label[y0:y1, x0:x1]
             win_image[inside] = np.clip(base + stripes[inside][:, None], 0, 1)
-            win_label[inside] = 2 + texture * 4 + ring_colour * 2 + mode
-            win_image[ring] = self._RING[ring_colour]
-            win_label[ring] = 0
+            if square:  # class by the image's mode
+                win_label[inside] = 4 + mode
+            else:  # class by its own ring
+                win_label[inside] = 2 + ring_colour
+                ring = (dist > radius + gap) & (dist <= reach)
+                win_image[ring] = self._RING[ring_colour]
+                win_label[ring] = 0
             occupied[y0:y1, x0:x1] |= dist <= reach + 2 * unit
 
-        size = max(2, round(6 * unit))
-        swatches = 0
-        for _ in range(60):  # 3-5 mode swatches on free background
-            if swatches >= 3 + (h * w) // (128 * 256) * 2:
+        size = max(2, round(8 * unit))
+        swatches, target = 0, max(3, round(6 * h * w / (128 * 256)))
+        for _ in range(80):  # mode swatches on free background
+            if swatches >= target:
                 break
             y, x = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
             if occupied[y:y + size, x:x + size].any():

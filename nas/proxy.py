@@ -11,10 +11,15 @@ proxies are cheap defaults.
   the log-determinant of the Hamming kernel of the binary activation patterns of a batch
   at initialisation; networks whose units separate the inputs better score higher. Here the
   patterns are the signs of the inputs of every Hardswish/ReLU.
+- ``synflow``: "Pruning neural networks without any data by iteratively conserving
+  synaptic flow" (Tanaka et al., NeurIPS 2020), as a NAS proxy (Abdelfattah et al., ICLR
+  2021): with every weight replaced by its absolute value and an all-ones input, the sum
+  over parameters of |weight x d(sum of outputs)/d(weight)|; reported as its log10.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -25,7 +30,7 @@ from search_space import ArchSpec, build_model
 
 from .cost import count_macs, count_params
 
-__all__ = ["Proxy", "PROXIES", "make_proxy", "CapacityProxy", "NaswotProxy"]
+__all__ = ["PROXIES", "CapacityProxy", "NaswotProxy", "Proxy", "SynflowProxy", "make_proxy"]
 
 
 class Proxy(Protocol):
@@ -93,10 +98,39 @@ class NaswotProxy:
         return float(logdet) if sign > 0 else float("-inf")
 
 
+class SynflowProxy:
+    """log10 SynFlow score of a freshly initialised network (cached per spec). Batch norms
+    run in inference mode with their initial statistics, in float64 to avoid overflow."""
+
+    name = "synflow"
+
+    def __init__(self, resolution: tuple[int, int] = (64, 128), seed: int = 0) -> None:
+        self.resolution, self.seed = resolution, seed
+        self._cache: dict[ArchSpec, float] = {}
+
+    def __call__(self, spec: ArchSpec) -> float:
+        if spec not in self._cache:
+            self._cache[spec] = self._score(spec)
+        return self._cache[spec]
+
+    def _score(self, spec: ArchSpec) -> float:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            model = build_model(spec).double().eval()
+        with torch.no_grad():
+            for param in model.parameters():
+                param.abs_()
+        model.zero_grad()
+        model(torch.ones(1, 3, *self.resolution, dtype=torch.float64)).sum().backward()
+        total = sum(float((p.detach() * p.grad).abs().sum()) for p in model.parameters() if p.grad is not None)
+        return math.log10(total) if total > 0 else float("-inf")
+
+
 PROXIES: dict[str, Callable[[tuple[int, int]], Any]] = {
     "params": lambda resolution: CapacityProxy("params", resolution),
     "macs": lambda resolution: CapacityProxy("macs", resolution),
     "naswot": lambda resolution: NaswotProxy(),
+    "synflow": lambda resolution: SynflowProxy(),
 }
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from latency_tables.table import LatencyTable
-from latency_tables.validate import Summary, spearman
+from latency_tables.validate import Summary, kendall, spearman
 from nas.cli import main
 
 
@@ -92,5 +92,10 @@ def test_spearman_and_summary():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(0.9486833, rel=1e-6)
+    # Kendall tau-b: 5 concordant, 1 discordant of 6 pairs; with a tie in x: 2 / sqrt(2 * 3)
+    assert kendall([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    assert kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / 6 ** 0.5)
+    assert kendall([3, 2, 1], [1, 2, 3]) == pytest.approx(-1.0)
+    assert kendall([1, 1], [1, 2]) != kendall([1, 1], [1, 2])  # NaN: no ordered pair
     s = Summary.of([100, 108, 96, 120], [100, 100, 100, 100])
     assert (s.within_5, s.within_10, s.mape, s.max_error) == (50.0, 75.0, pytest.approx(8.0), pytest.approx(20.0))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nas.data import IGNORE_INDEX, ADE20KDataset, CityscapesDataset, DatasetError
+from nas.data import IGNORE_INDEX, ADE20KDataset, CityscapesDataset, DatasetError, SyntheticDataset, open_dataset
 
 
 def _save(path, array, mode):
@@ -75,3 +75,50 @@ def test_images_without_labels_and_labels_out_of_range(tmp_path):
     worse = ADE20KDataset(ade20k(tmp_path / "e", label=np.full((12, 20), 200)))
     with pytest.raises(DatasetError, match=r"label value 200 is outside 0..150"):
         worse[0]
+
+
+def test_synthetic_is_deterministic_and_splits_are_disjoint():
+    a, b = SyntheticDataset((64, 128), length=4, seed=3), SyntheticDataset((64, 128), length=4, seed=3)
+    image, label = a[1]
+    assert image.shape == (3, 64, 128) and image.dtype == torch.float32
+    assert label.shape == (64, 128) and label.dtype == torch.int64
+    assert torch.equal(image, b[1][0]) and torch.equal(label, b[1][1])
+    assert not torch.equal(image, a[2][0])
+    assert not torch.equal(image, SyntheticDataset((64, 128), length=4, seed=3, split="val")[1][0])
+    assert not torch.equal(image, SyntheticDataset((64, 128), length=4, seed=4)[1][0])
+    with pytest.raises(IndexError):
+        a[4]
+
+
+@pytest.mark.parametrize("resolution", [(32, 64), (96, 160), (256, 512)])
+def test_synthetic_labels_follow_the_rings_and_the_mode(resolution):
+    data = SyntheticDataset(resolution, length=6, seed=0)
+    ring_rgb = (data._RING * 255).astype(np.uint8)
+    mode_rgb = (data._MODE * 255).astype(np.uint8)
+    seen = set()
+    for index in range(len(data)):
+        image, label = data.generate(index)
+        assert image.shape == (*resolution, 3) and label.shape == resolution
+        assert 0 <= label.min() and label.max() < data.num_classes
+        seen.update(np.unique(label).tolist())
+        squares = np.unique(label[label >= 4])
+        assert len(squares) <= 1  # one mode per image, shown by the swatches' colour
+        if len(squares):
+            mode = int(squares[0]) - 4
+            assert (image == mode_rgb[mode]).all(-1).any() and not (image == mode_rgb[1 - mode]).all(-1).any()
+        for cls in np.unique(label[(label == 2) | (label == 3)]):  # a disk's class is its ring's colour
+            assert (image == ring_rgb[cls - 2]).all(-1).any()
+    assert {0, 1} <= seen and len(seen & {2, 3, 4, 5}) >= 2
+
+
+def test_open_dataset_names_and_errors(tmp_path):
+    data = open_dataset("synthetic", "val", (64, 128))
+    assert isinstance(data, SyntheticDataset) and len(data) == 64 and data.split == "val"
+    for name, message in [("imagenet", "unknown dataset 'imagenet'"), ("cityscapes", "unknown dataset"),
+                          (f"cityscapes:{tmp_path / 'none'}", "no folder"), (f"ade20k:{tmp_path / 'none'}", "no folder")]:
+        with pytest.raises(DatasetError, match=message):
+            open_dataset(name)
+    with pytest.raises(DatasetError, match="too small"):
+        SyntheticDataset((16, 16))
+    with pytest.raises(DatasetError, match="split"):
+        open_dataset("synthetic", "test")

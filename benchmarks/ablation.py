@@ -39,6 +39,9 @@ from brief_runs import read_rows, run_all, train_synthetic
 
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = ("neither", "multiscale", "attention", "both")
+# synthetic classes decided by a disk's own ring, by the image's mode (shown by scattered markers)
+CUES = {"ring": (2, 3), "mode": (4, 5)}
+LEARNED = 70.0  # mean IoU of a cue's classes above which a run counts as using that cue
 PAPER = {"neither": 68.1, "multiscale": 72.3, "attention": 72.2, "both": 74.5}
 
 
@@ -84,11 +87,15 @@ def summarise(rows: list[dict]) -> dict:
     for variant in VARIANTS:
         values = [float(r["miou"]) for r in rows if r["variant"] == variant]
         if values:
+            runs = [r for r in rows if r["variant"] == variant]
+            cues = {cue: [_mean_iou(r, classes) for r in runs] for cue, classes in CUES.items()}
             summary[variant] = {"mean": round(statistics.mean(values), 2),
                                 "std": round(statistics.stdev(values), 2) if len(values) > 1 else 0.0,
                                 "min": min(values), "max": max(values), "runs": len(values),
                                 "macs": int(next(r["macs"] for r in rows if r["variant"] == variant)),
-                                "paper": PAPER[variant]}
+                                "paper": PAPER[variant],
+                                "cue_iou_mean": {c: round(statistics.mean(v), 1) for c, v in cues.items()},
+                                "runs_that_learned_cue": {c: sum(x >= LEARNED for x in v) for c, v in cues.items()}}
     per_seed = {}
     for seed in sorted({r["seed"] for r in rows}):
         by = {r["variant"]: float(r["miou"]) for r in rows if r["seed"] == seed}
@@ -97,6 +104,11 @@ def summarise(rows: list[dict]) -> dict:
     means = {v: s["mean"] for v, s in summary.items()}
     return {"variants": summary, "ordering_holds_on_means": len(means) == 4 and _ordered(means),
             "ordering_holds_per_seed": per_seed}
+
+
+def _mean_iou(row: dict, classes: tuple[int, ...]) -> float:
+    iou = json.loads(row["per_class_iou"])
+    return statistics.mean(iou[c] for c in classes)
 
 
 def _ordered(m: dict[str, float]) -> bool:
@@ -163,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(keep, out.with_suffix(".png"))
     for variant, s in summary["variants"].items():
         print(f"{variant:<11} mIoU {s['mean']:5.1f} ± {s['std']:.1f} % over {s['runs']} seed(s)  "
-              f"(min {s['min']:.1f}, max {s['max']:.1f}; {s['macs'] / 1e6:.1f} M MACs; paper {s['paper']})")
+              f"(min {s['min']:.1f}, max {s['max']:.1f}; {s['macs'] / 1e6:.1f} M MACs; paper {s['paper']})\n    "
+              + ", ".join(f"{c} IoU {s['cue_iou_mean'][c]:.1f} (learned {s['runs_that_learned_cue'][c]}/{s['runs']})"
+                          for c in CUES))
     print(f"ordering neither < multi-scale only, attention only < both on the means: {summary['ordering_holds_on_means']}")
     print(f"per seed: {summary['ordering_holds_per_seed']}")
     return 0

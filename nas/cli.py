@@ -531,7 +531,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         study = load_study(args.storage, args.study)
         entries = front_entries(study, args.top_k)
         table_resolution = study.user_attrs.get("table_meta", {}).get("resolution")
-        resolution = resolution or (tuple(table_resolution) if table_resolution else None)
+        if kind != "synthetic":  # the procedural task is scale-free: brief training stays at 128x256
+            resolution = resolution or (tuple(table_resolution) if table_resolution else None)
     else:
         if args.top_k is not None:
             raise CLIError("--top-k picks networks of a study's front: give --study NAME too")
@@ -745,9 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="synthetic", metavar="DATASET",
                    help="synthetic (generated, nothing to download), cityscapes:PATH or ade20k:PATH (default: synthetic)")
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
-                   help="training crop and synthetic image size (default: the study's table resolution; without a "
-                   "study 128x256 for synthetic, 512x1024 for cityscapes, 512x512 for ade20k)")
-    p.add_argument("--steps", type=int, default=300, help="training steps per network (default: 300)")
+                   help="training crop and synthetic image size (default: 128x256 for synthetic, whose task scales "
+                   "with the image; for cityscapes and ade20k the study's table resolution, else 512x1024 and 512x512)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per network (default: 400)")
     p.add_argument("--batch-size", type=int, default=8, help="images per step (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation and batch order seed (default: 0)")
     p.add_argument("--out", metavar="DIR", help="results folder (default: validation/STUDY or validation/networks)")

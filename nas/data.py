@@ -153,7 +153,7 @@ class ADE20KDataset(_FolderDataset):
         return label
 
 
-SYNTHETIC_CLASSES = ("background", "line", "disk-red", "disk-green", "square-yellow", "square-cyan")
+SYNTHETIC_CLASSES = ("background", "line", "disk-red", "disk-green", "square-yellow", "square-cyan", "marker")
 
 
 class SyntheticDataset(torch.utils.data.Dataset):
@@ -166,12 +166,13 @@ class SyntheticDataset(torch.utils.data.Dataset):
     - a disk's class (2 red, 3 green) is the colour of a thin ring drawn around it at a gap
       (mid-range context: every disk has its own ring, so pooling over the whole image
       cannot tell which ring is whose);
-    - a square's class (4 yellow, 5 cyan) is the image's mode, shown only by small swatches
-      scattered over the background (global context: a square may be far from all of them).
+    - a square's class (4 yellow, 5 cyan) is the image's mode, shown only by the colour of a
+      few small markers (class 6) scattered over the background (global context: a square
+      may be far from all of them).
 
-    Rings and swatches are background. Sizes scale with ``min(H, W) / 128``. Images are
+    Rings are background. Sizes scale with ``min(H, W) / 128``. Images are
     generated at ``resolution``; train without random rescaling (a crop could cut away
-    the swatches that decide the mode). ``benchmarks/ablation.py`` measures which of
+    the markers that decide the mode). ``benchmarks/ablation.py`` measures which of
     attention and multi-scale aggregation each cue needs.
 
     Args:
@@ -267,20 +268,21 @@ class SyntheticDataset(torch.utils.data.Dataset):
             occupied[y0:y1, x0:x1] |= dist <= reach + 2 * unit
 
         size = max(2, round(8 * unit))
-        swatches, target = 0, max(3, round(6 * h * w / (128 * 256)))
-        for _ in range(80):  # mode swatches on free background
+        swatches, target = 0, max(2, round(MARKERS * h * w / (128 * 256)))
+        for _ in range(80):  # mode markers on free background
             if swatches >= target:
                 break
             y, x = int(rng.integers(0, h - size)), int(rng.integers(0, w - size))
             if occupied[y:y + size, x:x + size].any():
                 continue
             image[y:y + size, x:x + size] = self._MODE[mode]
-            label[y:y + size, x:x + size] = 0
+            label[y:y + size, x:x + size] = 6
             occupied[y:y + size, x:x + size] = True
             swatches += 1
         return (np.clip(image, 0, 1) * 255).astype(np.uint8), label
 
 
+MARKERS = 3  # mode markers in a 128x256 image
 DATASET_CHOICES = "synthetic, cityscapes:PATH or ade20k:PATH"
 
 

@@ -73,7 +73,7 @@ class Entry(NamedTuple):
     latency_ms: float | None = None
 
 
-def default_recipe(dataset: str, resolution: Sequence[int], steps: int = 300, batch_size: int = 8,
+def default_recipe(dataset: str, resolution: Sequence[int], steps: int = 400, batch_size: int = 8,
                    seed: int = 0) -> Recipe:
     """The validation recipe: crops of ``resolution``; no random rescaling on synthetic data
     (its images are generated at ``resolution``, and a crop could cut the global cue away).

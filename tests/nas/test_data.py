@@ -101,14 +101,15 @@ def test_synthetic_labels_follow_the_rings_and_the_mode(resolution):
         assert image.shape == (*resolution, 3) and label.shape == resolution
         assert 0 <= label.min() and label.max() < data.num_classes
         seen.update(np.unique(label).tolist())
-        squares = np.unique(label[label >= 4])
+        squares = np.unique(label[(label == 4) | (label == 5)])
         assert len(squares) <= 1  # one mode per image, shown by the swatches' colour
         if len(squares):
             mode = int(squares[0]) - 4
             assert (image == mode_rgb[mode]).all(-1).any() and not (image == mode_rgb[1 - mode]).all(-1).any()
+            assert (label[(image == mode_rgb[mode]).all(-1)] == 6).all()  # the markers have their own class
         for cls in np.unique(label[(label == 2) | (label == 3)]):  # a disk's class is its ring's colour
             assert (image == ring_rgb[cls - 2]).all(-1).any()
-    assert {0, 1} <= seen and len(seen & {2, 3, 4, 5}) >= 2
+    assert {0, 1, 6} <= seen and len(seen & {2, 3, 4, 5}) >= 2
 
 
 def test_open_dataset_names_and_errors(tmp_path):

@@ -101,7 +101,8 @@ def test_default_recipe_never_rescales_synthetic_data():
 
 def test_cli_validates_a_front_records_it_and_does_not_retrain(journal, tmp_path, capsys):
     out = tmp_path / "val"
-    argv = ["validate", "--storage", str(journal), "--study", "v", "--top-k", "2", *FAST, "--out", str(out), "--json"]
+    argv = ["validate", "--storage", str(journal), "--study", "v", "--top-k", "2", *FAST, "--resolution", "64x128",
+            "--out", str(out), "--json"]
     assert main(argv) == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)
@@ -115,7 +116,7 @@ def test_cli_validates_a_front_records_it_and_does_not_retrain(journal, tmp_path
         spec = ArchSpec.from_json(row["spec"])
         assert spec.num_classes == len(SYNTHETIC_CLASSES)
         assert row["latency_ms"] == (None if trial is None else pytest.approx(trial_result(trial)["latency_ms"]))
-        assert row["macs"] == count_macs(spec, (64, 128))  # the study's table resolution
+        assert row["macs"] == count_macs(spec, (64, 128))  # at the training resolution
         assert (row["resolution"], row["steps"], row["batch_size"], row["seed"], row["dataset"]) == \
             ("64x128", 2, 2, 0, "synthetic")
         assert 0 <= row["miou"] <= 100 and 0 <= row["pixel_accuracy"] <= 100 and row["train_images_per_s"] > 0

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from functools import partial
@@ -35,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from brief_runs import read_rows, run_all, train_synthetic
+from brief_runs import read_rows, run_all, save_figure, train_synthetic
 
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = ("neither", "multiscale", "attention", "both")
@@ -131,14 +130,10 @@ def plot(rows: list[dict], path: Path) -> None:
                     fmt="o", color="black", capsize=4, label="mean ± std" if i == 0 else None)
     ax.set_xticks(range(len(VARIANTS)), ["neither", "multi-scale\nonly", "attention\nonly", "both"])
     ax.set_ylabel("mIoU after brief training (%)")
-    ax.set_title("Ablation on the procedural dataset (B0, equal MACs)")
+    ax.set_title("Ablation on the procedural dataset (B0, MACs within 10%)")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,3 +73,14 @@ def run_all(jobs: int, tasks: Iterable[tuple[dict[str, Any], Callable[..., dict[
             write_rows(out, rows)
             print(report(row), flush=True)
     return rows
+
+
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)

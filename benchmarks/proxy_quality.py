@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import random
 import sys
 from functools import partial
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from brief_runs import read_rows, run_all, train_synthetic
+from brief_runs import read_rows, run_all, save_figure, train_synthetic
 
 from latency_tables.validate import kendall, spearman
 from nas.cost import count_macs
@@ -91,11 +90,7 @@ def plot(rows: list[dict], proxies: list[str], stats: dict, path: Path) -> None:
         ax.set_title(f"{name}: tau {stats[name]['kendall_tau']:.2f}, rho {stats[name]['spearman_rho']:.2f}", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mIoU after brief training (%)")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:

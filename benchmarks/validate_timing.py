@@ -5,7 +5,7 @@ Target: 3 networks validated in at most 10 minutes on a 2-core CPU. Prints and s
 (``results/validate_timing.json`` and ``results/validate_timing.csv``) the wall time, the
 time per network and the training throughput in images/s.
 
-    python benchmarks/validate_timing.py                       # 128x256, 300 steps
+    python benchmarks/validate_timing.py                       # 128x256, 400 steps
     python benchmarks/validate_timing.py --resolution 256x512  # the latency table's size
 """
 
@@ -36,7 +36,7 @@ def run(args: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolution", default="128x256", help="training resolution (default 128x256)")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=400, help="training steps (default 400, as evit-nas validate)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--top-k", type=int, default=3)
     parser.add_argument("--budget-ms", type=float, default=50.0)

@@ -52,7 +52,28 @@ class CapacityProxy:
         return float(count_params(spec) if self.name == "params" else count_macs(spec, self.resolution))
 
 
-class NaswotProxy:
+class _InitialisedProxy:
+    """A proxy scoring a freshly initialised network (weights seeded), cached per spec."""
+
+    name: str
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._cache: dict[ArchSpec, float] = {}
+
+    def __call__(self, spec: ArchSpec) -> float:
+        if spec not in self._cache:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = build_model(spec)
+            self._cache[spec] = self._score(model)
+        return self._cache[spec]
+
+    def _score(self, model: nn.Module) -> float:
+        raise NotImplementedError
+
+
+class NaswotProxy(_InitialisedProxy):
     """NASWOT score of a freshly initialised network on a fixed random batch (cached per spec).
 
     Args:
@@ -65,20 +86,12 @@ class NaswotProxy:
     name = "naswot"
 
     def __init__(self, batch: int = 16, resolution: tuple[int, int] = (64, 128), seed: int = 0) -> None:
-        self.batch, self.resolution, self.seed = batch, resolution, seed
-        self._cache: dict[ArchSpec, float] = {}
+        super().__init__(seed)
+        self.batch, self.resolution = batch, resolution
         generator = torch.Generator().manual_seed(seed)
         self._inputs = torch.randn(batch, 3, *resolution, generator=generator)
 
-    def __call__(self, spec: ArchSpec) -> float:
-        if spec not in self._cache:
-            self._cache[spec] = self._score(spec)
-        return self._cache[spec]
-
-    def _score(self, spec: ArchSpec) -> float:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = build_model(spec)
+    def _score(self, model: nn.Module) -> float:
         model.train()  # batch statistics, as at the start of training
         kernel = torch.zeros(self.batch, self.batch, dtype=torch.float64)
 
@@ -98,25 +111,18 @@ class NaswotProxy:
         return float(logdet) if sign > 0 else float("-inf")
 
 
-class SynflowProxy:
+class SynflowProxy(_InitialisedProxy):
     """log10 SynFlow score of a freshly initialised network (cached per spec). Batch norms
     run in inference mode with their initial statistics, in float64 to avoid overflow."""
 
     name = "synflow"
 
     def __init__(self, resolution: tuple[int, int] = (64, 128), seed: int = 0) -> None:
-        self.resolution, self.seed = resolution, seed
-        self._cache: dict[ArchSpec, float] = {}
+        super().__init__(seed)
+        self.resolution = resolution
 
-    def __call__(self, spec: ArchSpec) -> float:
-        if spec not in self._cache:
-            self._cache[spec] = self._score(spec)
-        return self._cache[spec]
-
-    def _score(self, spec: ArchSpec) -> float:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            model = build_model(spec).double().eval()
+    def _score(self, model: nn.Module) -> float:
+        model = model.double().eval()
         with torch.no_grad():
             for param in model.parameters():
                 param.abs_()

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from brief_runs import read_rows, run_all, save_figure, train_synthetic
+from brief_runs import read_rows, run_all, save_figure, train_synthetic, write_json
 
 RESULTS = ROOT / "benchmarks" / "results"
 VARIANTS = ("neither", "multiscale", "attention", "both")
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(keep)
     summary["recipe"] = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
                          "resolution": args.resolution, "task_seed": args.task_seed, "val_images": args.val_images}
-    (out.with_suffix(".json")).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), summary)
     plot(keep, out.with_suffix(".png"))
     for variant, s in summary["variants"].items():
         print(f"{variant:<11} mIoU {s['mean']:5.1f} ± {s['std']:.1f} % over {s['runs']} seed(s)  "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import time
@@ -52,13 +53,20 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the CSV atomically (temp file + rename)."""
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    from latency_tables.profile import write_atomic
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(str(path), buffer.getvalue())
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    from latency_tables.profile import write_atomic
+
+    write_atomic(str(path), json.dumps(data, indent=2) + "\n")
 
 
 def run_all(jobs: int, tasks: Iterable[tuple[dict[str, Any], Callable[..., dict[str, Any]], tuple]], out: Path,

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from brief_runs import read_rows, run_all, save_figure, train_synthetic
+from brief_runs import read_rows, run_all, save_figure, train_synthetic, write_json
 
 from latency_tables.validate import kendall, spearman
 from nas.cost import count_macs
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     best = max(proxies, key=lambda n: stats[n]["kendall_tau"])
     summary = {"networks": len(keep), "proxies": stats, "best": best, "recipe": {**recipe, "resolution": args.resolution,
                "task_seed": args.task_seed, "val_images": args.val_images, "macs_range": args.macs_range}}
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out.with_suffix(".json"), summary)
     plot(keep, proxies, stats, out.with_suffix(".png"))
     for name in proxies:
         print(f"{name:<8} Kendall tau {stats[name]['kendall_tau']:+.3f}  Spearman rho {stats[name]['spearman_rho']:+.3f}")

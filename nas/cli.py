@@ -516,10 +516,8 @@ VALIDATE_RESOLUTION = {"synthetic": (128, 256), "cityscapes": (512, 1024), "ade2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import re
-
     from nas.search import load_study
-    from nas.validate import Entry, default_recipe, front_entries, open_datasets, validate
+    from nas.validate import Entry, default_recipe, front_entries, open_datasets, safe_name, validate
 
     if bool(args.study) == bool(args.networks):
         raise CLIError("give either --study NAME --top-k K (networks of a search's front) or NETWORK arguments")
@@ -540,7 +538,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     resolution = resolution or VALIDATE_RESOLUTION.get(kind, VALIDATE_RESOLUTION["synthetic"])
     recipe = default_recipe(kind, resolution, args.steps, args.batch_size, args.seed)
     train_set, val_set = open_datasets(args.dataset, resolution)
-    out = Path(args.out or Path("validation") / re.sub(r"[^A-Za-z0-9_.-]+", "_", args.study or "networks"))
+    out = Path(args.out or Path("validation") / safe_name(args.study or "networks"))
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     say(f"training {len(entries)} network(s){'' if args.no_reference else ' + B0 reference'} on {args.dataset} at "
         f"{resolution[0]}x{resolution[1]}: {recipe.steps} steps of batch {recipe.batch_size}, seed {recipe.seed}; "

@@ -49,6 +49,10 @@ class Recipe:
         if self.steps < 1 or self.batch_size < 1:
             raise TrainError("Recipe.steps and Recipe.batch_size must be at least 1")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields (tuples as lists): what a checkpoint records of its recipe."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
     def lr_at(self, step: int) -> float:
         """Learning rate of step ``step`` (0-based)."""
         warm = max(1, int(self.warmup * self.steps))
@@ -145,7 +149,7 @@ def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.is_file():
         state = torch.load(path, map_location=device, weights_only=True)
-        if state.get("recipe") != _plain(recipe):
+        if state.get("recipe") != recipe.to_dict():
             raise TrainError(f"{path} was made with another recipe; delete it or use another checkpoint path")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -176,14 +180,10 @@ def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path
             bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", refresh=False)
         if path is not None and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps):
             _save(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
-                         "history": history, "recipe": _plain(recipe)})
+                         "history": history, "recipe": recipe.to_dict()})
     if bar is not None:
         bar.close()
     return history
-
-
-def _plain(recipe: Recipe) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()}
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:

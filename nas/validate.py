@@ -32,7 +32,6 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,7 +48,7 @@ from .search import front, trial_result
 from .train import Recipe, _device, evaluate, train
 
 __all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries",
-           "open_datasets", "validate", "read_results"]
+           "open_datasets", "validate", "read_results", "safe_name"]
 
 REFERENCE = "efficientvit_seg_b0"
 #: results.csv columns, in order
@@ -183,8 +182,9 @@ def _checkpoint_step(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["step"]) if path.is_file() else 0
 
 
-def _recipe_json(recipe: Recipe) -> str:
-    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()}, sort_keys=True)
+def safe_name(text: str) -> str:
+    """``text`` usable as a file or folder name (runs of other characters become ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 def validate(
@@ -229,7 +229,7 @@ def validate(
         if all(e.spec != b0 for e in todo):
             todo.append(Entry(REFERENCE, b0))
     resolution = "x".join(map(str, recipe.crop))
-    recipe_json = _recipe_json(recipe)
+    recipe_json = json.dumps(recipe.to_dict(), sort_keys=True)
     done_rows = []
     for number, entry in enumerate(todo, 1):
         spec_json = entry.spec.to_json(indent=None)
@@ -254,7 +254,7 @@ def validate(
 def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
                resolution: str, work_dir: Path, device: str, progress: bool) -> dict[str, Any]:
     digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
-    checkpoint = work_dir / "checkpoints" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', entry.name)}-{digest}.pt"
+    checkpoint = work_dir / "checkpoints" / f"{safe_name(entry.name)}-{digest}.pt"
     start = _checkpoint_step(checkpoint)
     torch.manual_seed(recipe.seed)
     model = build_model(entry.spec)

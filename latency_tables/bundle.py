@@ -2,8 +2,9 @@
 and timed on the device by ``profile.py`` (needs only numpy + onnxruntime).
 
 A bundle entry is either one block (a BlockKey, the latency table's unit) or one whole
-network (an ArchSpec, for calibration and validation). Entry ids are hashes of what they
-hold, so re-exporting the same work gives the same ids and partial results stay valid.
+network (an ArchSpec, or a peer's PeerSpec, for calibration and validation). Entry ids are
+hashes of what they hold, so re-exporting the same work gives the same ids and partial
+results stay valid.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
-from search_space import ArchSpec, BlockKey, build_block, build_model
+from search_space import BlockKey, build_block
+from search_space.network import NetworkSpec, build_network, network_from_dict
 from search_space.blocks import check_resolution
 from nas.export import DEFAULT_OPSET, export_onnx
 
@@ -36,7 +38,7 @@ def block_id(key: BlockKey) -> str:
     return "blk-" + _digest(key.to_dict())
 
 
-def network_id(spec: ArchSpec) -> str:
+def network_id(spec: NetworkSpec) -> str:
     """Stable id of a whole-network entry."""
     return "net-" + _digest(spec.to_dict())
 
@@ -57,8 +59,8 @@ def export_bundle(
     directory: str | Path,
     resolution: tuple[int, int],
     blocks: Iterable[BlockKey] = (),
-    networks: Iterable[ArchSpec] = (),
-    reference: ArchSpec | None = None,
+    networks: Iterable[NetworkSpec] = (),
+    reference: NetworkSpec | None = None,
     info: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
     opset: int = DEFAULT_OPSET,
@@ -99,7 +101,7 @@ def export_bundle(
             if entry["type"] == "block":
                 module = build_block(BlockKey.from_dict(entry["key"]))
             else:
-                module = build_model(ArchSpec.from_dict(entry["spec"]))
+                module = build_network(network_from_dict(entry["spec"]))
             export_onnx(module, tuple(entry["input_shape"]), path, opset=opset)
         if progress is not None:
             progress(number, len(entries) + (ref_entry is not None))

@@ -74,28 +74,14 @@ def measure_and_compare(
     Returns:
         (one row per network, the timing's metadata).
     """
-    import shutil
-
-    from nas.cost import count_macs
-
-    from .build import measure_networks, speed_factor
-    from .bundle import network_id
+    from .measure import measure
 
     for _, spec in networks:
         table.predict_ms(spec)  # a missing block fails here, before any timing
-    meta, results, _ = measure_networks(
-        [s for _, s in networks], table.resolution, work_dir, table.meta["device"], int(table.meta["threads"]),
-        warmup, repeats, remote, export_progress=export_progress, time_progress=time_progress)
-    reference_ms = table.meta["reference"]["median_ms"]
-    rows = []
-    for name, spec in networks:
-        r = results[network_id(spec)]
-        factor = speed_factor(reference_ms, r)
-        rows.append({"name": name, "summary": spec.summary(), "macs": count_macs(spec, table.resolution),
-                     "predicted_ms": table.predict_ms(spec), "measured_ms": r["median_ms"] * factor,
-                     "raw_measured_ms": r["median_ms"], "p10_ms": r["p10_ms"] * factor, "p90_ms": r["p90_ms"] * factor})
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return rows, meta
+    rows, meta = measure(networks, table.resolution, work_dir, table.meta["device"], int(table.meta["threads"]),
+                         warmup, repeats, remote, table, export_progress=export_progress, time_progress=time_progress)
+    keep = ("name", "summary", "macs", "predicted_ms", "measured_ms", "raw_measured_ms", "p10_ms", "p90_ms")
+    return [{k: r[k] for k in keep} for r in rows], meta
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

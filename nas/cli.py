@@ -13,13 +13,15 @@ from typing import Any
 from search_space.blocks import BLOCK_KINDS, check_resolution, network_blocks
 from search_space.space import SearchSpace
 from search_space.spec import ArchSpec, SpecError
-from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_network
+from search_space.network import NetworkSpec, PeerSpec
+from search_space.zoo import DATASETS, list_models, model_datasets, model_spec, resolve_any, resolve_network
 from latency_tables.profile import ProfileError, write_atomic
 from latency_tables.table import TableError
 from nas.data import DatasetError
 from nas.search import SearchError
 from nas.train import TrainError
 from nas.validate import ValidateError
+from reports.report import ReportError
 
 log = logging.getLogger("evit-nas")
 
@@ -66,9 +68,10 @@ def _network(args: argparse.Namespace) -> tuple[str, ArchSpec]:
     return _resolve(args.network, args.dataset)
 
 
-def _resolve(network: str, dataset: str) -> tuple[str, ArchSpec]:
-    """A registered name or an ArchSpec file -> (label, spec); the label is the name or the file name."""
-    spec = resolve_network(network, dataset)
+def _resolve(network: str, dataset: str, peers: bool = False) -> tuple[str, NetworkSpec]:
+    """A registered name, an ArchSpec file (or, with ``peers``, a peer's name) -> (label, spec);
+    the label is the name or the file name."""
+    spec = resolve_any(network, dataset) if peers else resolve_network(network, dataset)
     return (network if not Path(str(network)).is_file() else Path(network).name), spec
 
 
@@ -91,6 +94,7 @@ def _g(n: int) -> str:
 # ----------------------------------------------------------------- commands
 def cmd_models(args: argparse.Namespace) -> int:
     from nas.cost import count_params
+    from search_space.peers import PEERS
 
     rows = []
     for name in list_models():
@@ -99,18 +103,27 @@ def cmd_models(args: argparse.Namespace) -> int:
             rows.append({
                 "name": name,
                 "dataset": dataset,
+                "family": "EfficientViT",
                 "params": count_params(spec),
                 "resolution": list(DATASETS[dataset].resolution),
                 "widths": list(spec.widths),
                 "depths": list(spec.depths),
             })
+    peers = [{"name": name, "dataset": dataset, "family": PeerSpec(name, info.num_classes).family,
+              "params": count_params(PeerSpec(name, info.num_classes)), "resolution": list(info.resolution),
+              "summary": PeerSpec(name, info.num_classes).summary()}
+             for name in PEERS for dataset, info in DATASETS.items()]
     if args.json:
-        _print_json(rows)
+        _print_json(rows + peers)
         return 0
     print(f"{'network':<22}{'dataset':<12}{'params (M)':>11}  {'resolution':<11} widths / depths")
     for r in rows:
         res = "x".join(map(str, r["resolution"]))
         print(f"{r['name']:<22}{r['dataset']:<12}{_m(r['params']):>11}  {res:<11} {r['widths']} / {r['depths']}")
+    print("\npeers (outside the search space: described, exported, measured and trained, never table-predicted):")
+    for r in peers:
+        res = "x".join(map(str, r["resolution"]))
+        print(f"{r['name']:<22}{r['dataset']:<12}{_m(r['params']):>11}  {res:<11} {r['summary']}")
     print("\nNETWORK arguments also take an ArchSpec JSON file (see `evit-nas spec`).")
     return 0
 
@@ -118,8 +131,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_describe(args: argparse.Namespace) -> int:
     from nas.cost import block_macs, block_params, stage_costs
 
-    label, spec = _network(args)
+    label, spec = _resolve(args.network, args.dataset, peers=True)
     resolution = _resolution(args)
+    if isinstance(spec, PeerSpec):
+        return _describe_peer(args, label, spec, resolution)
     stages = stage_costs(spec, resolution)
     total_macs = sum(s["macs"] for s in stages.values())
     total_params = sum(s["params"] for s in stages.values())
@@ -158,16 +173,36 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _describe_peer(args: argparse.Namespace, label: str, spec: PeerSpec, resolution: tuple[int, int]) -> int:
+    from search_space.network import build_network
+    from nas.cost import count_macs, count_params
+
+    model = build_network(spec)
+    params, macs = count_params(model), count_macs(model, resolution)
+    if args.json:
+        _print_json({"network": label, "resolution": list(resolution), "spec": spec.to_dict(), "family": spec.family,
+                     "total": {"params": params, "macs": macs},
+                     "units": {"macs": "multiply-accumulates (fvcore)", "params": "count"}})
+        return 0
+    print(f"{label} at {resolution[0]}x{resolution[1]} (H x W): {spec.summary()}")
+    print(f"\n{params / 1e6:.3f} M params, {_g(macs)} G MACs")
+    print("(a peer is outside the search space: no per-block breakdown and no table prediction; "
+          "measure it with `evit-nas latency measure`)")
+    print(f"\n{MACS_NOTE}.")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
-    from search_space import build_model, load_checkpoint
+    from search_space import load_checkpoint
+    from search_space.network import build_network
     from nas.export import export_onnx, onnx_parity
 
-    label, spec = _network(args)
+    label, spec = _resolve(args.network, args.dataset, peers=True)
     resolution = _resolution(args)
     output = Path(args.output or f"{Path(label).stem}_{resolution[0]}x{resolution[1]}.onnx")
     if output.exists() and not args.force:
         raise CLIError(f"{output} exists; choose another -o path or pass --force to replace it")
-    model = build_model(spec)
+    model = build_network(spec)
     if args.weights:
         load_checkpoint(model, args.weights)
     shape = (1, 3, *resolution)
@@ -413,6 +448,61 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latency_measure(args: argparse.Namespace) -> int:
+    from latency_tables.measure import MEASURE_COLUMNS, measure
+    from latency_tables.table import LatencyTable
+
+    table = LatencyTable.load(args.table) if args.table else None
+    resolution = args.resolution or (tuple(table.resolution) if table else DATASETS[args.dataset].resolution)
+    threads = args.threads or (int(table.meta["threads"]) if table else 1)
+    device = args.device or (table.meta["device"] if table else platform_node())
+    if table is not None:
+        import platform
+
+        if not args.remote and table.meta.get("arch") not in (None, platform.machine()):
+            raise CLIError(f"{args.table} was measured on {table.meta.get('device')} ({table.meta.get('arch')}), not "
+                           f"on this {platform.machine()} machine; measure there (--remote USER@HOST) or leave out --table")
+        for warning in table.check(threads=threads, force=True):
+            print(warning, file=sys.stderr)
+    networks = [_resolve(n, args.dataset, peers=True) for n in args.networks]
+    output = Path(args.output) if args.output else None
+    if output is not None and output.exists() and not args.force:
+        raise CLIError(f"{output} exists; choose another -o path or pass --force to replace it")
+    work = Path(args.work or (str(output) + ".work" if output else "measure.work"))
+    print(f"measuring {len(networks)} network(s) end to end at {resolution[0]}x{resolution[1]}, batch 1, "
+          f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
+    rows, meta = measure(networks, resolution, work, device, threads, args.warmup, args.repeats, _remote(args), table,
+                         _Progress("export", "network"), _Progress("time", "network"))
+    info = {"device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
+            "onnxruntime": meta.get("onnxruntime"), "threads": threads, "date": meta.get("date"),
+            "table": args.table, "warmup": args.warmup, "repeats": args.repeats}
+    if output is not None:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        for key, value in info.items():
+            buffer.write(f"# {key}: {value}\n")
+        writer = csv.DictWriter(buffer, fieldnames=MEASURE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if r[k] is None else r[k] for k in MEASURE_COLUMNS} for r in rows)
+        write_atomic(str(output), buffer.getvalue())
+    if args.json:
+        _print_json({**info, "rows": rows, "csv": str(output) if output else None})
+        return 0
+    print(f"{'network':<26}{'measured (ms)':>14}{'p10-p90 (ms)':>17}{'predicted (ms)':>16}{'MACs (G)':>10}{'params (M)':>12}")
+    for r in rows:
+        predicted = "" if r["predicted_ms"] is None else f"{r['predicted_ms']:.2f}"
+        print(f"{r['name']:<26}{r['measured_ms']:>14.2f}{r['p10_ms']:>8.2f}-{r['p90_ms']:<8.2f}{predicted:>16}"
+              f"{_g(r['macs']):>10}{_m(r['params']):>12}")
+    print(f"\non {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
+          + (" rescaled to the table's typical device speed" if table else "") + ". "
+          "Peers are measured only (never table-predicted).")
+    if output is not None:
+        print(f"wrote {output}")
+    return 0
+
+
 # ----------------------------------------------------------------- search
 def _search_progress():
     from tqdm import tqdm
@@ -519,22 +609,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from nas.search import load_study
     from nas.validate import Entry, default_recipe, front_entries, open_datasets, safe_name, validate
 
-    if bool(args.study) == bool(args.networks):
-        raise CLIError("give either --study NAME --top-k K (networks of a search's front) or NETWORK arguments")
+    if not args.study and not args.networks:
+        raise CLIError("give --study NAME --top-k K (networks of a search's front), or NETWORK arguments "
+                       "(with --study too, their results are recorded in that study)")
     kind = args.dataset.partition(":")[0]
     study, resolution = None, args.resolution
+    entries = [Entry(*_resolve(n, kind if kind in DATASETS else "cityscapes", peers=True)) for n in args.networks]
     if args.study:
-        if args.top_k is None:
-            raise CLIError("--study needs --top-k K: how many networks of the front to train")
+        if args.top_k is None and not args.networks:
+            raise CLIError("--study needs --top-k K (how many networks of the front to train) or NETWORK arguments")
         study = load_study(args.storage, args.study)
-        entries = front_entries(study, args.top_k)
+        if args.top_k is not None:
+            entries = front_entries(study, args.top_k) + entries
         table_resolution = study.user_attrs.get("table_meta", {}).get("resolution")
         if kind != "synthetic":  # the procedural task is scale-free: brief training stays at 128x256
             resolution = resolution or (tuple(table_resolution) if table_resolution else None)
-    else:
-        if args.top_k is not None:
-            raise CLIError("--top-k picks networks of a study's front: give --study NAME too")
-        entries = [Entry(*_resolve(n, kind if kind in DATASETS else "cityscapes")) for n in args.networks]
+    elif args.top_k is not None:
+        raise CLIError("--top-k picks networks of a study's front: give --study NAME too")
     resolution = resolution or VALIDATE_RESOLUTION.get(kind, VALIDATE_RESOLUTION["synthetic"])
     recipe = default_recipe(kind, resolution, args.steps, args.batch_size, args.seed)
     train_set, val_set = open_datasets(args.dataset, resolution)
@@ -558,6 +649,85 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"\nwrote {out / 'results.csv'}" + (f"; study {args.study!r} has the results as user attributes "
                                                 "validation:<trial> and validation:reference" if study else ""))
     return 0
+
+
+# ----------------------------------------------------------------- report, demo
+def _study_table(args: argparse.Namespace, study) -> Any:
+    from latency_tables.table import LatencyTable
+
+    path = args.table or study.user_attrs.get("table")
+    if not path or not Path(path).is_file():
+        raise CLIError(f"the study's latency table {path!r} is not here; give it with --table FILE")
+    return LatencyTable.load(path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nas.search import load_study
+    from reports.report import write_report
+
+    study = load_study(args.storage, args.study)
+    table = _study_table(args, study)
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    summary = write_report(study, table, args.output, args.warmup, args.repeats, args.compare,
+                           progress=lambda what: _Progress(what, "network"), log=say)
+    if args.json:
+        _print_json(summary)
+        return 0
+    _print_speedups(summary["speedups"])
+    print(f"\nreport: {summary['index']}")
+    return 0
+
+
+def _print_speedups(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'EfficientViT':<22}{'peer':<15}{'dataset':<12}{'published Orin':>15}{'measured here':>15}")
+    for r in rows:
+        pub = "" if r["published_orin_speedup"] is None else f"{r['published_orin_speedup']:.2f}x"
+        here = "" if r["measured_speedup_here"] is None else f"{r['measured_speedup_here']:.2f}x"
+        print(f"{r['efficientvit']:<22}{r['peer']:<15}{r['dataset']:<12}{pub:>15}{here:>15}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from latency_tables.table import LatencyTable
+    from nas.search import run_search
+    from nas.validate import default_recipe, front_entries, open_datasets, validate
+    from reports.report import write_report
+
+    started = time.monotonic()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table_path = Path(args.table) if args.table else Path(__file__).resolve().parents[1] / "latency_tables" / DEMO_TABLE
+    table = LatencyTable.load(table_path)
+    storage = str(out / "demo.journal")
+    name = f"demo-budget{args.budget_ms:g}ms"
+    print(f"[1/3] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
+          f"({table_path.name}); study {name!r} in {storage}")
+    study = run_search(table, SearchSpace.default("cityscapes"), args.budget_ms, args.trials, "proxy,latency", "params",
+                       "nsga2", storage, name, 0, table_path=str(table_path), progress=_search_progress())
+    entries = front_entries(study, args.top_k)
+    entries += [e for e in (_demo_peer(n) for n in args.train_peers or ())]
+    recipe = default_recipe("synthetic", DEMO_RESOLUTION, args.steps, 8, 0)
+    train_set, val_set = open_datasets("synthetic", DEMO_RESOLUTION)
+    print(f"[2/3] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
+          f"dataset at {DEMO_RESOLUTION[0]}x{DEMO_RESOLUTION[1]}")
+    validate(entries, train_set, val_set, "synthetic", recipe, out / "validation", study=study)
+    print("[3/3] report: measure B0-B3 and the peers end to end, draw the figures")
+    summary = write_report(study, table, out / "report", args.warmup, args.repeats, args.compare,
+                           progress=lambda what: _Progress(what, "network"))
+    _print_speedups(summary["speedups"])
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; report: {summary['index']}")
+    return 0
+
+
+def _demo_peer(name: str):
+    from nas.validate import Entry
+
+    return Entry(*_resolve(name, "cityscapes", peers=True))
+
+
+DEMO_TABLE = "x86_64_xeon_2core_256x512_t1.csv"
+DEMO_RESOLUTION = (128, 256)
 
 
 # ----------------------------------------------------------------- parser
@@ -694,6 +864,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="machine-readable summary")
     add_remote(q)
     q.set_defaults(func=cmd_latency_validate)
+    q = lat.add_parser("measure", help="end-to-end latency of networks, peers included",
+                       description="Export networks whole to ONNX and time them end to end with the table protocol "
+                       "(onnxruntime, batch 1, warm-up, interleaved repeats, median and p10/p90), here or over SSH. "
+                       "Takes EfficientViT networks, ArchSpec files and the peers (segformer_b0..b3, segnext_t/s), so "
+                       "all are measured the same way on the same device. With --table, the device, threads and "
+                       "resolution default to the table's and EfficientViT networks get its prediction alongside.")
+    q.add_argument("networks", metavar="NETWORK", nargs="+", help="registered names, peers or ArchSpec JSON files")
+    add_dataset(q)
+    q.add_argument("--table", help="latency table: defaults for device, threads, resolution; predictions to compare")
+    q.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                   help="input size (default: the table's, else the dataset's)")
+    q.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: the table's, else 1)")
+    q.add_argument("--device", help="a name for the device (default: the table's, else this host's name)")
+    q.add_argument("-o", "--output", help="write the rows to this CSV (metadata as # lines)")
+    q.add_argument("--work", metavar="DIR", help="work folder for the ONNX files (default: OUTPUT.work); removed after")
+    q.add_argument("--force", action="store_true", help="replace an existing output file")
+    add_timing(q)
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    add_remote(q)
+    q.set_defaults(func=cmd_latency_measure)
 
     p = sub.add_parser("search", help="search for the best networks under a latency budget",
                        description="Optuna multi-objective search over the space: each network is scored by its "
@@ -756,6 +946,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no training progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable rows on standard output")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("report", help="figures and an HTML page: the search against B0-B3, SegFormer and SegNeXt",
+                       description="Write PNG + SVG figures, the CSV behind each, and OUT/index.html: published mIoU "
+                       "against published MACs and against latency measured here (EfficientViT B0-B3, SegFormer "
+                       "B0-B3, SegNeXt T/S, all timed end to end with the table protocol on this machine), the "
+                       "search's trials and Pareto front, the validated networks' mIoU, and the latency table's "
+                       "accuracy. Run it on the device the study's table was measured on. Measurements are kept in "
+                       "OUT/measured.csv and reused by the next report.")
+    p.add_argument("--storage", help="Optuna storage of the study (default: evit-nas.journal)")
+    p.add_argument("--study", required=True, help="study name (from evit-nas search)")
+    p.add_argument("-o", "--output", default="report", help="report folder (default: report)")
+    p.add_argument("--table", help="the study's latency table, if it is no longer where the study says")
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs per network (default: 2)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per network (default: 10)")
+    p.add_argument("--compare", nargs="+", metavar="NAME",
+                   help="measure only these of EfficientViT B0-B3 and the peers (default: all; the large SegFormers "
+                   "take a while on a small CPU)")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="search, validate and report on built-in defaults (about 5-10 minutes)",
+                       description="The whole job on built-in defaults: search the default space for a latency budget "
+                       "on the shipped x86 table, train the best few front networks (and EfficientViT-B0) briefly on "
+                       "the procedural dataset, measure B0-B3 and the peers here, and write the report. Rerun to "
+                       "resume: finished steps are reused.")
+    p.add_argument("--out", default="evit-nas-demo", help="folder for the study, checkpoints and report (default: evit-nas-demo)")
+    p.add_argument("--table", help=f"latency table (default: the shipped {DEMO_TABLE})")
+    p.add_argument("--budget-ms", type=float, default=50.0, help="latency budget in ms (default: 50)")
+    p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
+    p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
+    p.add_argument("--steps", type=int, default=150, help="training steps per network (default: 150)")
+    p.add_argument("--train-peers", nargs="*", metavar="PEER",
+                   help="also train these peers (e.g. segformer_b0 segnext_t; slow on a CPU: 10-15x B0's MACs)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per measured network (default: 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per measured network (default: 5)")
+    p.add_argument("--compare", nargs="+", metavar="NAME",
+                   help="measure only these of EfficientViT B0-B3 and the peers (default: all)")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 
@@ -765,7 +993,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (CLIError, SpecError, TableError, ProfileError, SearchError, DatasetError, TrainError, ValidateError) as exc:
+    except (CLIError, SpecError, TableError, ProfileError, SearchError, DatasetError, TrainError, ValidateError,
+            ReportError) as exc:
         print(f"evit-nas: error: {exc}", file=sys.stderr)
         return 2
 

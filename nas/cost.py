@@ -28,6 +28,7 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from search_space.blocks import BlockKey, build_block, check_resolution, layout, network_blocks
+from search_space.network import NetworkSpec, PeerSpec, build_network
 from search_space.spec import ArchSpec
 
 __all__ = ["IGNORED_OPS", "UncountedOpError", "count_macs", "count_params", "block_macs", "block_params", "stage_costs"]
@@ -35,12 +36,16 @@ __all__ = ["IGNORED_OPS", "UncountedOpError", "count_macs", "count_params", "blo
 #: Ops that fvcore has no counter for and that we leave out on purpose, with the reason.
 IGNORED_OPS: dict[str, str] = {
     "aten::add": "elementwise sums (residual shortcuts, the head's fusion, the attention's eps): no multiply",
-    "aten::mul": "scalar shape arithmetic in the traced graph (tokens = H * W), not tensor math",
+    "aten::mul": ("scalar shape arithmetic in the traced graph (tokens = H * W); in the peers also elementwise "
+                  "products (layer scale, SegNeXt's attention gating, NMF updates): one multiply, no accumulate"),
     "aten::div": "the linear attention's normalisation: one division per output element",
     "aten::pad": "padding v with a row of ones in the linear attention: a copy",
     "aten::hardswish": "activation: elementwise, no multiply-accumulate",
     "aten::relu": "activation (the attention's ReLU kernel): elementwise",
     "aten::sum": "the quadratic attention's normaliser (tiny inputs only): additions only",
+    "aten::gelu": "activation (SegFormer / SegNeXt peers): elementwise, no multiply-accumulate",
+    "aten::softmax": "attention and NMF normalisation (peers): exponentials and divisions, no multiply-accumulate",
+    "aten::feature_dropout": "Dropout2d before the peers' classifiers: identity at inference",
     "aten::upsample_bicubic2d": (
         "fvcore 0.1.5 has no bicubic counter and the official EfficientViT counts (the "
         "golden figures) leave it out; kept out so totals stay comparable with published "
@@ -75,8 +80,8 @@ def _fvcore_macs(module: nn.Module, example: torch.Tensor, what: str) -> int:
 
 
 class _DiskCache:
-    """Per-block MAC counts kept on disk between runs (fvcore takes tens of ms per block;
-    a search meets hundreds of blocks). One JSON file per fvcore and torch version, in
+    """Per-block (and per-peer-network) MAC counts kept on disk between runs (fvcore takes
+    tens of ms per block, and seconds for a whole peer; a search meets hundreds of blocks). One JSON file per fvcore and torch version, in
     ``$EVIT_NAS_CACHE_DIR`` or ``~/.cache/evit-nas``; ``EVIT_NAS_CACHE_DIR=off`` disables it."""
 
     def __init__(self) -> None:
@@ -104,11 +109,11 @@ class _DiskCache:
             atexit.register(self.save)
         return self.entries
 
-    def get(self, key: BlockKey) -> int | None:
-        return self._load().get(json.dumps(key.to_dict(), sort_keys=True))
+    def get(self, key: dict[str, Any]) -> int | None:
+        return self._load().get(json.dumps(key, sort_keys=True))
 
-    def put(self, key: BlockKey, macs: int) -> None:
-        self._load()[json.dumps(key.to_dict(), sort_keys=True)] = macs
+    def put(self, key: dict[str, Any], macs: int) -> None:
+        self._load()[json.dumps(key, sort_keys=True)] = macs
         self.unsaved += 1
         if self.unsaved >= 64:
             self.save()
@@ -135,13 +140,23 @@ def block_macs(key: BlockKey) -> int:
     """fvcore MACs of one block at its input size (cached by BlockKey, in memory and on disk)."""
     if key.height <= 0 or key.width <= 0:
         raise ValueError(f"block_macs needs a BlockKey with an input size, got {key.describe()}")
-    cached = _DISK.get(key)
+    cached = _DISK.get(key.to_dict())
     if cached is not None:
         return cached
     example = torch.zeros(1, key.in_channels, key.height, key.width)
     macs = _fvcore_macs(build_block(key), example, key.describe())
-    _DISK.put(key, macs)
+    _DISK.put(key.to_dict(), macs)
     return macs
+
+
+def _peer_macs(spec: PeerSpec, resolution: tuple[int, int]) -> int:
+    """A peer's fvcore MACs (traced whole, seconds for the large ones; cached on disk)."""
+    key = {**spec.to_dict(), "resolution": list(resolution)}
+    cached = _DISK.get(key)
+    if cached is None:
+        cached = _fvcore_macs(build_network(spec), torch.zeros(1, 3, *resolution), spec.name)
+        _DISK.put(key, cached)
+    return cached
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,12 +165,13 @@ def block_params(key: BlockKey) -> int:
     return sum(p.numel() for p in build_block(key.at(0, 0)).parameters())
 
 
-def count_macs(model_or_spec: nn.Module | ArchSpec, resolution: Any) -> int:
+def count_macs(model_or_spec: nn.Module | NetworkSpec, resolution: Any) -> int:
     """Multiply-accumulates of one forward pass at batch 1 and input size (H, W).
 
     Args:
-        model_or_spec: an ArchSpec (summed from cached per-block counts: fast) or any
-            ``nn.Module`` taking (1, 3, H, W) (traced whole by fvcore, in eval mode).
+        model_or_spec: an ArchSpec (summed from cached per-block counts: fast), a peer's
+            PeerSpec, or any ``nn.Module`` taking (1, 3, H, W) (traced whole by fvcore, in
+            eval mode).
         resolution: (H, W) in pixels.
 
     Returns:
@@ -168,16 +184,20 @@ def count_macs(model_or_spec: nn.Module | ArchSpec, resolution: Any) -> int:
     if isinstance(model_or_spec, ArchSpec):
         return sum(block_macs(key) for _, key in network_blocks(model_or_spec, resolution))
     height, width = (int(v) for v in resolution)
+    if isinstance(model_or_spec, PeerSpec):
+        return _peer_macs(model_or_spec, (height, width))
     if isinstance(getattr(model_or_spec, "spec", None), ArchSpec):
         check_resolution((height, width))
     example = torch.zeros(1, 3, height, width)
     return _fvcore_macs(model_or_spec, example, type(model_or_spec).__name__)
 
 
-def count_params(model_or_spec: nn.Module | ArchSpec) -> int:
+def count_params(model_or_spec: nn.Module | NetworkSpec) -> int:
     """Number of parameters (BatchNorm running statistics are buffers, not counted)."""
     if isinstance(model_or_spec, ArchSpec):
         return sum(block_params(slot.key) for slot in layout(model_or_spec))
+    if isinstance(model_or_spec, PeerSpec):
+        model_or_spec = build_network(model_or_spec)
     return sum(p.numel() for p in model_or_spec.parameters())
 
 

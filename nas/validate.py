@@ -16,7 +16,8 @@ checkpoints stay there: ``{"model": state_dict, ...}``).
 
 Results go back to the study as study user attributes (Optuna refuses to change the
 attributes of a finished trial): ``validation:<trial number>`` for a front network and
-``validation:reference`` for B0, each a dict with ``network``, ``miou``,
+``validation:reference`` for B0 and ``validation:network:<name>`` for a network named
+on the command line (peers included), each a dict with ``network``, ``miou``,
 ``pixel_accuracy``, ``per_class_iou`` (%, ``None`` for a class absent from the data),
 ``steps``, ``batch_size``, ``seed``, ``dataset``, ``resolution`` ([H, W]), ``recipe``,
 ``device`` and ``date``. A later run with another recipe overwrites them.
@@ -39,7 +40,8 @@ from typing import Any, NamedTuple
 import optuna
 import torch
 
-from search_space import ArchSpec, build_model
+from search_space import ArchSpec
+from search_space.network import NetworkSpec, build_network
 from search_space.zoo import model_spec
 
 from .cost import count_macs, count_params
@@ -48,7 +50,7 @@ from .search import front, trial_result
 from .train import Recipe, _device, evaluate, train
 
 __all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries",
-           "open_datasets", "validate", "read_results", "safe_name"]
+           "open_datasets", "validate", "read_results", "safe_name", "attribute_name"]
 
 REFERENCE = "efficientvit_seg_b0"
 #: results.csv columns, in order
@@ -64,10 +66,10 @@ class ValidateError(ValueError):
 
 
 class Entry(NamedTuple):
-    """A network to validate: its name, ArchSpec, and the study trial it came from."""
+    """A network to validate: its name, ArchSpec (or a peer's PeerSpec), and the study trial it came from."""
 
     name: str
-    spec: ArchSpec
+    spec: NetworkSpec
     trial: int | None = None
     latency_ms: float | None = None
 
@@ -245,10 +247,21 @@ def validate(
             resumed = f", resumed at step {row['resumed_at_step']}" if row["resumed_at_step"] else ""
             log(f"[{number}/{len(todo)}] {entry.name}: mIoU {row['miou']:.1f}% "
                 f"(train {row['train_s']:.0f} s{speed}{resumed})")
-        if study is not None and (entry.trial is not None or entry.name == REFERENCE):
-            study.set_user_attr(f"validation:{'reference' if entry.trial is None else entry.trial}", _summary(row))
+        if study is not None:
+            study.set_user_attr(attribute_name(entry), _summary(row))
         done_rows.append(row)
     return done_rows
+
+
+def attribute_name(entry: Entry) -> str:
+    """The study attribute that records ``entry``'s validation: ``validation:<trial>`` for a
+    front network, ``validation:reference`` for B0, ``validation:network:<name>`` for a
+    network named on the command line (a peer, an ArchSpec file)."""
+    if entry.trial is not None:
+        return f"validation:{entry.trial}"
+    if entry.name == REFERENCE:
+        return "validation:reference"
+    return f"validation:network:{entry.name}"
 
 
 def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
@@ -257,7 +270,7 @@ def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any,
     checkpoint = work_dir / "checkpoints" / f"{safe_name(entry.name)}-{digest}.pt"
     start = _checkpoint_step(checkpoint)
     torch.manual_seed(recipe.seed)
-    model = build_model(entry.spec)
+    model = build_network(entry.spec)
     began = time.perf_counter()
     train(model, train_set, recipe, checkpoint=checkpoint, device=device, progress=progress)
     train_s = time.perf_counter() - began

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from .model import EfficientViTSeg, build_model
 from .spec import ArchSpec, SpecError
+
+if TYPE_CHECKING:
+    from .network import NetworkSpec
 
 __all__ = [
     "DATASETS",
@@ -25,6 +28,8 @@ __all__ = [
     "create_model",
     "load_checkpoint",
     "resolve_network",
+    "resolve_any",
+    "split_dataset_suffix",
 ]
 
 
@@ -139,18 +144,47 @@ def efficientvit_seg_b3(dataset: str) -> ArchSpec:
     return _b_series([32, 64, 128, 256, 512], [1, 4, 6, 6, 9], 32, 3, dataset)
 
 
+def split_dataset_suffix(name: str, dataset: str) -> tuple[str, str]:
+    """``"segformer_b0_ade20k"`` -> ("segformer_b0", "ade20k"); names without a suffix keep ``dataset``."""
+    for candidate in DATASETS:
+        if name.endswith(f"_{candidate}"):
+            return name[: -len(candidate) - 1], candidate
+    return name, dataset
+
+
 def resolve_network(network: str | Path, dataset: str = "cityscapes") -> ArchSpec:
-    """A registered name (optionally with a dataset suffix) or an ArchSpec JSON file."""
+    """A registered name (optionally with a dataset suffix) or an ArchSpec JSON file.
+
+    Raises:
+        SpecError: also for a peer network (SegFormer / SegNeXt): it has no ArchSpec.
+    """
+    from .network import is_peer
+
     text = str(network)
     if text.endswith(".json") or Path(text).is_file():
         return ArchSpec.from_json(Path(text))
+    if is_peer(split_dataset_suffix(text, dataset)[0]):
+        raise SpecError(f"{text} is a peer network (outside the search space, not made of its blocks): this command "
+                        "takes EfficientViT networks only; peers work with describe, export, latency measure and "
+                        "validate")
     return model_spec(text, dataset)
+
+
+def resolve_any(network: str | Path, dataset: str = "cityscapes") -> NetworkSpec:
+    """Like :func:`resolve_network`, and peer names (``segformer_b0``, ``segnext_t_ade20k``, ...) too."""
+    from .network import PeerSpec, is_peer
+
+    name, dataset = split_dataset_suffix(str(network), dataset)
+    if is_peer(name):
+        return PeerSpec(name, _check_dataset(dataset).num_classes)
+    return resolve_network(network, dataset)
 
 
 def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
     """Load an official (or our own) checkpoint into ``model``, strictly.
 
-    Accepts a raw state_dict or a dict wrapping it under ``"state_dict"`` (an optional
+    Accepts a raw state_dict or a dict wrapping it under ``"state_dict"`` or ``"model"``
+    (the checkpoints of ``evit-nas validate``) (an optional
     ``module.`` prefix from DataParallel training is removed). Loaded with
     ``weights_only=True``: no pickled code runs.
 
@@ -164,8 +198,10 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> None:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise SpecError(f"{path}: not a loadable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
-        data = data["state_dict"]
+    for wrapper in ("state_dict", "model"):  # official checkpoints; ours (evit-nas validate)
+        if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
+            data = data[wrapper]
+            break
     if not isinstance(data, dict) or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise SpecError(f"{path}: expected a state_dict (or a dict with 'state_dict'), got {type(data).__name__}")
     if data and all(k.startswith("module.") for k in data):
@@ -194,11 +230,12 @@ def create_model(
     name: str,
     dataset: str = "cityscapes",
     weights: str | Path | None = None,
-) -> EfficientViTSeg:
+) -> torch.nn.Module:
     """Build a registered network, e.g. ``create_model("efficientvit_seg_b1", dataset="ade20k")``.
 
     Args:
-        name: a name from :func:`list_models` (a ``_cityscapes``/``_ade20k`` suffix also works).
+        name: a name from :func:`list_models`, or a peer (``segformer_b0``..``b3``,
+            ``segnext_t``/``s``); a ``_cityscapes``/``_ade20k`` suffix also works.
         dataset: ``"cityscapes"`` (19 classes) or ``"ade20k"`` (150 classes).
         weights: optional checkpoint file to load (see :func:`load_checkpoint`).
 
@@ -206,7 +243,9 @@ def create_model(
         SpecError: unknown name or dataset, a configuration that has no official
             version (B0 for ADE20K), or weights that do not fit.
     """
-    model = build_model(model_spec(name, dataset))
+    from .network import build_network
+
+    model = build_network(resolve_any(name, dataset))
     if weights is not None:
         load_checkpoint(model, weights)
     return model

@@ -1,0 +1,92 @@
+"""End-to-end latency of named networks (EfficientViT or peers), timed with the table protocol.
+
+Networks are exported whole to ONNX and timed with onnxruntime here or over SSH, exactly
+as a table's calibration networks are (``build.measure_networks``: interleaved visits,
+warm-up, median and p10/p90, and a reference network timed in every chunk to follow the
+machine's speed). Peers are outside the search space, so they are only ever measured;
+EfficientViT networks are also paired with a table's prediction when one is given.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from search_space.network import NetworkSpec, PeerSpec
+
+from .table import LatencyTable, TableError
+
+__all__ = ["MEASURE_COLUMNS", "measure"]
+
+#: the columns of a measurement row, in order
+MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "measured_ms", "raw_measured_ms",
+                   "p10_ms", "p90_ms", "predicted_ms")
+
+
+def measure(
+    networks: Sequence[tuple[str, NetworkSpec]],
+    resolution: tuple[int, int],
+    work_dir: str | Path,
+    device: str,
+    threads: int,
+    warmup: int = 3,
+    repeats: int = 20,
+    remote: Any = None,
+    table: LatencyTable | None = None,
+    export_progress: Any = None,
+    time_progress: Any = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1.
+
+    ``measured_ms`` is the median rescaled to the device's typical speed by the reference
+    network (to ``table``'s reference latency when a table is given, so it compares with
+    the table's predictions; otherwise to the reference's median over this run);
+    ``raw_measured_ms`` is as timed. ``predicted_ms`` is the table's prediction for an
+    EfficientViT network whose blocks the table has, else None.
+
+    Returns:
+        (one row per network, the timing's metadata).
+    """
+    from nas.cost import count_macs, count_params
+
+    from .build import measure_networks, speed_factor
+    from .bundle import network_id
+
+    meta, results, _ = measure_networks(
+        [s for _, s in networks], resolution, work_dir, device, threads, warmup, repeats, remote,
+        export_progress=export_progress, time_progress=time_progress)
+    if table is not None:
+        reference_ms = table.meta["reference"]["median_ms"]
+    else:
+        refs = sorted(r["ref_ms"] for r in results.values() if r.get("ref_ms"))
+        reference_ms = refs[len(refs) // 2] if refs else None
+    rows = []
+    for name, spec in networks:
+        r = results[network_id(spec)]
+        factor = speed_factor(reference_ms, r) if reference_ms else 1.0
+        rows.append({
+            "name": name,
+            "kind": "peer" if isinstance(spec, PeerSpec) else "efficientvit",
+            "summary": spec.summary(),
+            "resolution": f"{resolution[0]}x{resolution[1]}",
+            "macs": count_macs(spec, resolution),
+            "params": count_params(spec),
+            "measured_ms": r["median_ms"] * factor,
+            "raw_measured_ms": r["median_ms"],
+            "p10_ms": r["p10_ms"] * factor,
+            "p90_ms": r["p90_ms"] * factor,
+            "predicted_ms": _predict(table, spec, resolution),
+        })
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return rows, meta
+
+
+def _predict(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:
+    if table is None or isinstance(spec, PeerSpec) or tuple(table.resolution) != tuple(resolution):
+        return None
+    try:
+        return table.predict_ms(spec, resolution)
+    except TableError:  # a block the table lacks (a network outside its space)
+        return None

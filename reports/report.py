@@ -1,0 +1,485 @@
+"""``evit-nas report``: where a search's networks stand against EfficientViT B0-B3,
+SegFormer and SegNeXt, as PNG + SVG figures, the CSV behind each, and one ``index.html``.
+
+Figures (each ``NAME.png``, ``NAME.svg``, ``NAME.csv``):
+
+- ``published_macs``: published mIoU against published MACs (Cityscapes and ADE20K panels);
+- ``published_latency``: published mIoU against latency measured here, with the
+  published Jetson Orin speedups next to the ratios measured here (``speedups.csv``);
+- ``search``: predicted latency against the proxy for every trial, feasible or not, the
+  budget, the feasible Pareto front, and B0-B3 where the table covers them;
+- ``validation``: mIoU after brief training against latency, for the validated networks;
+- ``latency_predictor``: the table's prediction against end-to-end measurement.
+
+Nothing estimated is shown as measured: peers are measured here and never predicted;
+published numbers are labelled "published"; latencies say whether they are predicted by
+the table or measured. Measurements are cached in ``measured.csv`` in the report folder
+(and reused by a later report with the same device, resolution and threads).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from latency_tables.measure import MEASURE_COLUMNS, measure
+from latency_tables.profile import write_atomic
+from latency_tables.table import LatencyTable, TableError
+from nas.search import front, trial_result
+from search_space import ArchSpec
+from search_space.network import NetworkSpec, PeerSpec, network_from_dict
+from search_space.peers import PEERS, published
+from search_space.zoo import DATASETS, model_datasets, model_spec
+
+__all__ = ["ReportError", "SPEEDUP_PAIRS", "comparison_networks", "write_report"]
+
+#: (EfficientViT network, peer, dataset): the paper's headline speedups, and its neighbours
+SPEEDUP_PAIRS = (
+    ("efficientvit_seg_b2", "segformer_b3", "cityscapes"),
+    ("efficientvit_seg_b1", "segnext_t", "cityscapes"),
+    ("efficientvit_seg_b0", "segformer_b0", "cityscapes"),
+    ("efficientvit_seg_b3", "segnext_s", "cityscapes"),
+    ("efficientvit_seg_b1", "segformer_b1", "ade20k"),
+    ("efficientvit_seg_b2", "segformer_b2", "ade20k"),
+    ("efficientvit_seg_b2", "segnext_s", "ade20k"),
+)
+FAMILY_STYLE = {"EfficientViT": ("tab:red", "o"), "SegFormer": ("tab:blue", "s"), "SegNeXt": ("tab:green", "^")}
+EFFICIENTVIT = tuple(f"efficientvit_seg_b{i}" for i in range(4))
+DATASET_TITLE = {"cityscapes": "Cityscapes", "ade20k": "ADE20K"}
+
+
+class ReportError(ValueError):
+    """A report that cannot be made; the message says what to change."""
+
+
+# ------------------------------------------------------------------------ data
+def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, NetworkSpec]]:
+    """EfficientViT B0-B3 and every peer (or only ``names`` of them), in each dataset
+    configuration that exists, labelled ``name@dataset``.
+
+    Raises:
+        ReportError: a name that is neither EfficientViT B0-B3 nor a peer.
+    """
+    known = EFFICIENTVIT + PEERS
+    unknown = [n for n in names or () if n not in known]
+    if unknown:
+        raise ReportError(f"cannot compare with {', '.join(unknown)}; choose among {', '.join(known)}")
+    chosen = [n for n in known if names is None or n in names]
+    out: list[tuple[str, NetworkSpec]] = []
+    for dataset, info in DATASETS.items():
+        out += [(f"{n}@{dataset}", model_spec(n, dataset)) for n in chosen if n in EFFICIENTVIT
+                and dataset in model_datasets(n)]
+        out += [(f"{n}@{dataset}", PeerSpec(n, info.num_classes)) for n in chosen if n in PEERS]
+    return out
+
+
+def _read_measured(path: Path, device: str, resolution: str, threads: int) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    meta = {k.strip(): v.strip() for k, _, v in (ln[2:].partition(":") for ln in lines if ln.startswith("# "))}
+    if (meta.get("device"), meta.get("resolution"), meta.get("threads")) != (device, resolution, str(threads)):
+        return {}
+    rows = csv.DictReader(ln for ln in lines if not ln.startswith("# "))
+    out = {}
+    for row in rows:
+        out[row["name"]] = {k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
+                            for k, v in row.items()}
+    return out
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
+    buffer = io.StringIO()
+    for key, value in (meta or {}).items():
+        buffer.write(f"# {key}: {value}\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
+    write_atomic(str(path), buffer.getvalue())
+
+
+def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]], table: LatencyTable,
+                       warmup: int, repeats: int, progress: Callable[[str], Any] | None = None,
+                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """End-to-end latencies of ``networks`` on this machine at the table's resolution and
+    threads; rows already in ``out_dir/measured.csv`` for the same setting are reused."""
+    import platform
+
+    resolution = "x".join(map(str, table.resolution))
+    threads = int(table.meta["threads"])
+    device = table.meta["device"]
+    if table.meta.get("arch") not in (None, platform.machine()):
+        raise ReportError(f"the study's table was measured on {device} ({table.meta.get('arch')}); the report "
+                          f"measures the peers on this {platform.machine()} machine, so run it on that device")
+    path = out_dir / "measured.csv"
+    done = _read_measured(path, device, resolution, threads)
+    todo = [(n, s) for n, s in networks if n not in done]
+    if todo:
+        log(f"measuring {len(todo)} network(s) end to end at {resolution}, {threads} thread(s) "
+            f"({len(done)} reused from {path})")
+        rows, _ = measure(todo, table.resolution, out_dir / "measure.work", device, threads, warmup, repeats,
+                          table=table, export_progress=progress and progress("export"),
+                          time_progress=progress and progress("time"))
+        done.update({r["name"]: r for r in rows})
+        _write_csv(path, MEASURE_COLUMNS, list(done.values()),
+                   {"device": device, "resolution": resolution, "threads": threads, "cpu": table.meta.get("cpu"),
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return [done[n] for n, _ in networks]
+
+
+def study_trials(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every completed trial's scores, with ``feasible`` and ``on_front``."""
+    on_front = {t.number for t in front(study)}
+    budget = study.user_attrs.get("budget_ms")
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        r = trial_result(t)
+        if r is None:
+            continue
+        rows.append({"trial": t.number, "latency_ms": r["latency_ms"], "proxy": r["proxy"], "macs": r["macs"],
+                     "params": r["params"], "feasible": budget is None or r["latency_ms"] <= budget,
+                     "on_front": t.number in on_front, "summary": ArchSpec.from_dict(r["spec"]).summary()})
+    return rows
+
+
+def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The study's ``validation:*`` attributes as rows with a latency: the table's
+    prediction for EfficientViT networks, the measurement for peers."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    rows = []
+    for key, value in sorted(study.user_attrs.items()):
+        if not key.startswith("validation:") or not isinstance(value, dict):
+            continue
+        what = key.split(":", 1)[1]
+        name = value.get("network", what)
+        latency, source, kind = None, "predicted", "front"
+        if what.isdigit() and int(what) in trials and trial_result(trials[int(what)]):
+            latency = trial_result(trials[int(what)])["latency_ms"]
+        elif what == "reference":
+            kind = "reference"
+            latency = _predict(table, model_spec("efficientvit_seg_b0", "cityscapes"))
+        else:
+            kind = "named"
+            base = name.split("@")[0]
+            if base in PEERS:
+                kind, source = "peer", "measured"
+                latency = (measured.get(f"{base}@cityscapes") or {}).get("measured_ms")
+            elif base in EFFICIENTVIT:
+                latency = _predict(table, model_spec(base, "cityscapes"))
+        rows.append({"network": name, "kind": kind, "latency_ms": latency, "latency_source": source,
+                     "miou": value.get("miou"), "steps": value.get("steps"), "dataset": value.get("dataset"),
+                     "resolution": "x".join(map(str, value.get("resolution", []))),
+                     "batch_size": value.get("batch_size"), "seed": value.get("seed")})
+    return rows
+
+
+def _predict(table: LatencyTable, spec: ArchSpec) -> float | None:
+    try:
+        return table.predict_ms(spec)
+    except TableError:
+        return None
+
+
+def speedups(measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Published Jetson Orin speedups next to the ratios measured here."""
+    rows = []
+    for ours, peer, dataset in SPEEDUP_PAIRS:
+        pub = {r["model"]: r for r in published() if r["dataset"] == dataset}
+        a, b = pub.get(ours, {}), pub.get(peer, {})
+        orin = (b["latency_orin_ms"] / a["latency_orin_ms"]) if a.get("latency_orin_ms") and b.get("latency_orin_ms") else None
+        ma, mb = measured.get(f"{ours}@{dataset}"), measured.get(f"{peer}@{dataset}")
+        here = mb["measured_ms"] / ma["measured_ms"] if ma and mb else None
+        rows.append({"efficientvit": ours, "peer": peer, "dataset": dataset,
+                     "published_orin_speedup": None if orin is None else round(orin, 2),
+                     "measured_speedup_here": None if here is None else round(here, 2),
+                     "efficientvit_ms_here": ma and round(ma["measured_ms"], 2),
+                     "peer_ms_here": mb and round(mb["measured_ms"], 2),
+                     "miou_efficientvit": a.get("miou"), "miou_peer": b.get("miou")})
+    return rows
+
+
+# --------------------------------------------------------------------- figures
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out_dir: Path, name: str) -> None:
+    for suffix in ("png", "svg"):
+        tmp = out_dir / f".{name}.tmp.{suffix}"
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        tmp.replace(out_dir / f"{name}.{suffix}")
+    _plt().close(fig)
+
+
+def _log_x(ax: Any) -> None:
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _family_scatter(ax: Any, rows: list[dict[str, Any]], x: str) -> None:
+    for family, (color, marker) in FAMILY_STYLE.items():
+        pts = [r for r in rows if r["family"] == family and r.get(x) is not None and r.get("miou") is not None]
+        ax.plot([r[x] for r in pts], [r["miou"] for r in pts], marker=marker, color=color, label=family, ls="-", lw=1)
+        for r in pts:
+            ax.annotate(r["model"].replace("efficientvit_seg_", "").replace("segformer_", "").replace("segnext_", ""),
+                        (r[x], r["miou"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
+
+
+def figure_published_macs(out_dir: Path) -> list[dict[str, Any]]:
+    rows = [r for r in published() if r["model"] in EFFICIENTVIT + PEERS]
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, dataset in zip(axes, DATASETS):
+        pts = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["macs_g"] or 0)
+        _family_scatter(ax, pts, "macs_g")
+        res = pts[0]["resolution_hw"] if pts else ""
+        _log_x(ax)
+        ax.set(xlabel=f"published MACs (G) at {res}", ylabel="published mIoU (%)", title=DATASET_TITLE[dataset])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Published mIoU and MACs (papers and official repositories)")
+    _save(fig, out_dir, "published_macs")
+    _write_csv(out_dir / "published_macs.csv", ("family", "model", "dataset", "resolution_hw", "miou", "params_m",
+                                                "macs_g", "latency_orin_ms", "source"), rows)
+    return rows
+
+
+def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]], resolution: str,
+                             device: str) -> list[dict[str, Any]]:
+    rows = []
+    for r in published():
+        m = measured.get(f"{r['model']}@{r['dataset']}")
+        if m is not None:
+            rows.append({**r, "measured_ms": m["measured_ms"], "p10_ms": m["p10_ms"], "p90_ms": m["p90_ms"],
+                         "measured_resolution": resolution})
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, dataset in zip(axes, DATASETS):
+        pts = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["measured_ms"])
+        _family_scatter(ax, pts, "measured_ms")
+        _log_x(ax)
+        ax.set(xlabel=f"latency measured here (ms, {resolution}, batch 1)", ylabel="published mIoU (%)",
+               title=DATASET_TITLE[dataset])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Published mIoU against latency measured on {device}")
+    _save(fig, out_dir, "published_latency")
+    _write_csv(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
+                                                   "p90_ms", "measured_resolution", "latency_orin_ms", "source"), rows)
+    return rows
+
+
+def figure_search(out_dir: Path, trials: list[dict[str, Any]], budget: float | None, proxy_name: str,
+                  references: list[dict[str, Any]]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for feasible, color, label in ((False, "lightgray", "over budget"), (True, "tab:blue", "within budget")):
+        pts = [t for t in trials if t["feasible"] == feasible]
+        ax.scatter([t["latency_ms"] for t in pts], [t["proxy"] for t in pts], s=8, color=color, alpha=0.6,
+                   label=f"{label} ({len(pts)} trials)")
+    members = sorted((t for t in trials if t["on_front"]), key=lambda t: t["latency_ms"])
+    ax.plot([t["latency_ms"] for t in members], [t["proxy"] for t in members], "o-", color="tab:red", ms=4,
+            label=f"feasible Pareto front ({len(members)})")
+    if budget is not None:
+        ax.axvline(budget, color="black", ls="--", lw=1, label=f"budget {budget:g} ms")
+    for r in references:
+        ax.scatter([r["latency_ms"]], [r["proxy"]], marker="*", s=140, color="tab:orange", edgecolor="black", zorder=5)
+        ax.annotate(r["network"].replace("efficientvit_seg_", "EfficientViT-").upper().replace("EFFICIENTVIT", "EfficientViT"),
+                    (r["latency_ms"], r["proxy"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set(xlabel="predicted latency (ms, latency table)", ylabel=f"proxy: {proxy_name}", title="Search: every trial")
+    if proxy_name in ("params", "macs"):
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    _save(fig, out_dir, "search")
+    _write_csv(out_dir / "search.csv", ("trial", "latency_ms", "proxy", "macs", "params", "feasible", "on_front",
+                                        "summary"), trials + [{**r, "trial": r["network"], "feasible": None}
+                                                              for r in references])
+
+
+def figure_validation(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = {"front": ("tab:red", "o", "searched (predicted latency)"),
+              "reference": ("tab:orange", "*", "EfficientViT-B0 (predicted latency)"),
+              "named": ("tab:purple", "D", "named network (predicted latency)"),
+              "peer": ("tab:blue", "s", "peer (measured latency)")}
+    for kind, (color, marker, label) in styles.items():
+        pts = [r for r in rows if r["kind"] == kind and r["latency_ms"] is not None and r["miou"] is not None]
+        if not pts:
+            continue
+        ax.scatter([r["latency_ms"] for r in pts], [r["miou"] for r in pts], color=color, marker=marker,
+                   s=90 if marker == "*" else 40, label=label, edgecolor="black" if kind != "peer" else None,
+                   facecolor="none" if kind == "peer" else color)
+        for r in pts:
+            ax.annotate(r["network"], (r["latency_ms"], r["miou"]), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    recipe = next(({k: r[k] for k in ("dataset", "steps", "batch_size", "resolution")} for r in rows), {})
+    ax.set(xlabel="latency (ms, batch 1)", ylabel="mIoU after brief training (%)",
+           title="Validation: " + ", ".join(f"{k} {v}" for k, v in recipe.items()))
+    ax.grid(alpha=0.3)
+    if rows:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no validated networks yet:\nrun evit-nas validate --study ...", ha="center", va="center",
+                transform=ax.transAxes)
+    _save(fig, out_dir, "validation")
+    _write_csv(out_dir / "validation.csv", ("network", "kind", "latency_ms", "latency_source", "miou", "dataset",
+                                            "steps", "batch_size", "resolution", "seed"), rows)
+
+
+def figure_predictor(out_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    pts = [r for r in rows if r.get("predicted_ms") is not None]
+    errors = [100 * (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in pts]
+    stats = {"networks": len(pts),
+             "mape_pct": round(sum(abs(e) for e in errors) / len(errors), 2) if errors else None,
+             "within_10pct": sum(abs(e) <= 10 for e in errors)}
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    if pts:
+        lo = min(min(r["predicted_ms"], r["measured_ms"]) for r in pts) * 0.8
+        hi = max(max(r["predicted_ms"], r["measured_ms"]) for r in pts) * 1.2
+        ax.plot([lo, hi], [lo, hi], color="gray", lw=1, label="predicted = measured")
+        ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="gray", alpha=0.15, label="±10%")
+        ax.scatter([r["measured_ms"] for r in pts], [r["predicted_ms"] for r in pts], color="tab:red", zorder=3)
+        for r in pts:
+            ax.annotate(r["name"].replace("efficientvit_seg_", "").replace("@cityscapes", "").replace("@ade20k", " (ADE)"),
+                        (r["measured_ms"], r["predicted_ms"]), textcoords="offset points", xytext=(4, -8), fontsize=7)
+        ax.set(xscale="log", yscale="log")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set(xlabel="measured end to end (ms)", ylabel="predicted by the table (ms)",
+           title=f"Latency table accuracy: MAPE {stats['mape_pct']}% over {stats['networks']} networks")
+    ax.grid(alpha=0.3)
+    _save(fig, out_dir, "latency_predictor")
+    _write_csv(out_dir / "latency_predictor.csv", ("name", "summary", "predicted_ms", "measured_ms", "p10_ms", "p90_ms"),
+               pts)
+    return stats
+
+
+# ------------------------------------------------------------------------ page
+def _table_html(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r[c]))}</td>" for c in columns)
+                   + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure_html(name: str, title: str, caption: str, extra: str = "") -> str:
+    return (f'<section id="{name}"><h2>{html.escape(title)}</h2><figure><img src="{name}.png" alt="{html.escape(title)}">'
+            f'<figcaption>{caption} <a href="{name}.svg">SVG</a> · <a href="{name}.csv">CSV</a></figcaption></figure>'
+            f"{extra}</section>")
+
+
+def write_page(out_dir: Path, meta: dict[str, Any], parts: list[str]) -> Path:
+    info = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>evit-nas report: {html.escape(str(meta.get('study')))}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}}img{{max-width:100%}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 6px;font-size:90%;text-align:left}}
+figcaption{{color:#333;font-size:90%}}</style></head>
+<body><h1>evit-nas report</h1><table>{info}</table>
+{''.join(parts)}
+<p>MACs are multiply-accumulates (the papers call them FLOPs). Published numbers come from published.csv with
+their sources; latencies say whether they are predicted by the latency table or measured here.</p>
+</body></html>
+"""
+    path = out_dir / "index.html"
+    write_atomic(str(path), page)
+    return path
+
+
+def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, warmup: int = 2, repeats: int = 10,
+                 compare: Sequence[str] | None = None, progress: Callable[[str], Any] | None = None,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
+
+    ``compare`` limits the measured comparison networks (default: B0-B3 and every peer).
+    """
+    from nas.proxy import make_proxy
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    attrs = study.user_attrs
+    if not attrs.get("objectives"):
+        raise ReportError(f"study {study.study_name!r} was not made by evit-nas search (no objectives recorded)")
+    if tuple(attrs.get("table_meta", {}).get("resolution", ())) != tuple(table.resolution):
+        raise ReportError(f"the study was searched with a table at {attrs.get('table_meta', {}).get('resolution')}, "
+                          f"not {list(table.resolution)}; give its table with --table")
+    trials = study_trials(study)
+    if not trials:
+        raise ReportError(f"study {study.study_name!r} has no completed trials; run evit-nas search first")
+    resolution = "x".join(map(str, table.resolution))
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    validated_front = [(f"trial{int(k.split(':')[1]):05d}", network_from_dict(trial_result(by_number[int(k.split(':')[1])])["spec"]))
+                       for k in sorted(attrs) if k.startswith("validation:") and k.split(":")[1].isdigit()
+                       and int(k.split(":")[1]) in by_number]
+    networks = comparison_networks(compare) + validated_front
+    rows = measured_latencies(out_dir, networks, table, warmup, repeats, progress, log)
+    measured = {r["name"]: r for r in rows}
+    log("drawing the figures")
+    figure_published_macs(out_dir)
+    figure_published_latency(out_dir, measured, resolution, table.meta["device"])
+    proxy_name = attrs.get("proxy", "params")
+    proxy = make_proxy(proxy_name, table.resolution)
+    references = []
+    space_classes = ArchSpec.from_dict(trial_result(by_number[trials[0]["trial"]])["spec"]).num_classes
+    for name in EFFICIENTVIT:
+        spec = model_spec(name, "cityscapes").replace(num_classes=space_classes)
+        latency = _predict(table, spec)
+        if latency is not None:
+            references.append({"network": name, "latency_ms": latency, "proxy": proxy(spec)})
+    figure_search(out_dir, trials, attrs.get("budget_ms"), proxy_name, references)
+    validation = validation_rows(study, table, measured)
+    figure_validation(out_dir, validation)
+    predictor = figure_predictor(out_dir, [r for r in rows if r["kind"] == "efficientvit"])
+    ratios = speedups(measured)
+    _write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
+    meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
+            "arch": table.meta.get("arch"), "onnxruntime": table.meta.get("onnxruntime"),
+            "threads": table.meta.get("threads"), "resolution": resolution, "budget_ms": attrs.get("budget_ms"),
+            "objectives": ",".join(attrs.get("objectives", [])), "proxy": proxy_name, "trials": len(trials),
+            "package_version": attrs.get("package_version"),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    feasible = sum(t["feasible"] for t in trials)
+    front_size = sum(t["on_front"] for t in trials)
+    parts = [
+        _figure_html("published_macs", "Published mIoU against MACs",
+                     "Published single-scale mIoU and MACs from the papers and official repositories (Cityscapes at "
+                     "1024x2048, ADE20K at 512x512): the EfficientViT paper's comparison. Nothing here is measured."),
+        _figure_html("published_latency", "Published mIoU against latency measured here",
+                     f"The same published mIoU against end-to-end latency measured on {html.escape(str(meta['device']))} "
+                     f"({html.escape(str(meta['cpu']))}) with onnxruntime, {meta['threads']} thread(s), batch 1, at "
+                     f"{resolution} (not the papers' resolutions). Peers are measured, never predicted.",
+                     "<h3>Speedups: published (Jetson AGX Orin, TensorRT fp16, full resolution) and measured here</h3>"
+                     + _table_html(ratios, ("efficientvit", "peer", "dataset", "published_orin_speedup",
+                                            "measured_speedup_here", "efficientvit_ms_here", "peer_ms_here"))),
+        _figure_html("search", "Search",
+                     f"Predicted latency (latency table) against the proxy ({html.escape(proxy_name)}) for all "
+                     f"{len(trials)} completed trials: {feasible} within the {meta['budget_ms']} ms budget, "
+                     f"{front_size} on the feasible Pareto front. Stars: EfficientViT B0-B3 where the table covers them."),
+        _figure_html("validation", "Validation by brief training",
+                     f"mIoU after the same brief training recipe for {len(validation)} network(s): searched networks "
+                     "and B0 at their predicted latency, peers at their measured latency. Brief training ranks "
+                     "networks; it does not reach published accuracy."),
+        _figure_html("latency_predictor", "Latency table accuracy",
+                     f"Prediction against end-to-end measurement for {predictor['networks']} EfficientViT networks "
+                     f"(B0-B3 and validated front networks the table covers): MAPE {predictor['mape_pct']}%, "
+                     f"{predictor['within_10pct']} within ±10%."),
+    ]
+    page = write_page(out_dir, meta, parts)
+    return {"index": str(page), "speedups": ratios, "predictor": predictor, "validated": len(validation),
+            "trials": len(trials), "measured": len(rows)}

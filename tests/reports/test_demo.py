@@ -1,0 +1,33 @@
+"""evit-nas demo: search, brief validation and report on the built-in defaults (scaled down
+here: fewer trials and steps, two comparison networks), and its resume."""
+
+import pytest
+
+from nas.cli import main
+from nas.search import load_study
+
+SMALL = ["--trials", "40", "--top-k", "1", "--steps", "2", "--warmup", "1", "--repeats", "1",
+         "--compare", "efficientvit_seg_b0", "segnext_t"]
+
+
+@pytest.mark.slow
+def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *SMALL]) == 0
+    text = capsys.readouterr().out
+    for step in ("[1/3] search", "[2/3] validate", "[3/3] report"):
+        assert step in text
+    assert f"report: {out / 'report' / 'index.html'}" in text and "demo finished in" in text
+    study = load_study(str(out / "demo.journal"), "demo-budget50ms")
+    assert len(study.trials) == 40
+    assert "validation:reference" in study.user_attrs
+    assert sum(k.split(":")[1].isdigit() for k in study.user_attrs if k.startswith("validation:")) == 1
+    for name in ("published_macs", "published_latency", "search", "validation", "latency_predictor"):
+        assert (out / "report" / f"{name}.png").is_file()
+    measured = (out / "report" / "measured.csv").read_bytes()
+
+    assert main(["demo", "--out", str(out), *SMALL]) == 0
+    again = capsys.readouterr().out
+    assert again.count("already done") == 2 and "measuring" not in again
+    assert (out / "report" / "measured.csv").read_bytes() == measured
+    assert len(load_study(str(out / "demo.journal"), "demo-budget50ms").trials) == 40

@@ -1,0 +1,183 @@
+"""evit-nas report: figures, CSVs and the HTML page from a real study, real brief training
+and real end-to-end measurements (at the tiny table's 64x128), checked in a headless browser."""
+
+import csv
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from latency_tables import LatencyTable
+from nas.cli import main
+from nas.search import load_study, run_search, trial_result
+from reports.report import SPEEDUP_PAIRS, comparison_networks, study_trials
+from search_space.peers import published
+
+FIGURES = ("published_macs", "published_latency", "search", "validation", "latency_predictor")
+COMPARE = ["efficientvit_seg_b0", "efficientvit_seg_b1", "segformer_b0", "segnext_t"]
+TIMING = ["--warmup", "1", "--repeats", "2"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def validated(tiny_table, space, tmp_path_factory):
+    """A tiny search, one front network + B0 + the segnext_t peer trained 2 steps into it."""
+    table = LatencyTable.load(tiny_table)
+    lat = sorted(table.predict_ms(space.sample(i)) for i in range(40))
+    root = tmp_path_factory.mktemp("report")
+    journal = root / "r.journal"
+    run_search(table, space, lat[len(lat) // 2], 30, storage=str(journal), study_name="r", seed=0,
+               table_path=str(tiny_table))
+    fast = ["--steps", "2", "--batch-size", "2", "--no-progress", "--resolution", "64x128"]
+    assert main(["validate", "--storage", str(journal), "--study", "r", "--top-k", "1", *fast,
+                 "--out", str(root / "val")]) == 0
+    assert main(["validate", "segnext_t", "--storage", str(journal), "--study", "r", "--no-reference", *fast,
+                 "--out", str(root / "val")]) == 0
+    return journal
+
+
+@pytest.fixture(scope="module")
+def report(validated, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "report"
+    assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", *COMPARE,
+                 *TIMING]) == 0
+    return out
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(line for line in handle if not line.startswith("# ")))
+
+
+@pytest.mark.slow
+def test_every_figure_has_png_svg_and_csv(report):
+    for name in FIGURES:
+        for suffix in ("png", "svg", "csv"):
+            assert (report / f"{name}.{suffix}").stat().st_size > 0, f"{name}.{suffix}"
+    assert (report / "index.html").is_file() and (report / "speedups.csv").is_file()
+    assert not list(report.glob(".*tmp*")) and not (report / "measure.work").exists()
+
+
+@pytest.mark.slow
+def test_published_rows_are_the_papers_numbers(report):
+    rows = _rows(report / "published_macs.csv")
+    wanted = [r for r in published() if r["model"].startswith(("efficientvit_seg_b", "segformer_b", "segnext_"))
+              and r["model"] in {n.split("@")[0] for n, _ in comparison_networks()}]
+    assert len(rows) == len(wanted)
+    for row, ref in zip(rows, wanted, strict=True):
+        assert (row["model"], row["dataset"]) == (ref["model"], ref["dataset"])
+        assert float(row["miou"]) == ref["miou"] and float(row["macs_g"]) == ref["macs_g"]
+
+
+@pytest.mark.slow
+def test_latencies_are_measured_here_for_the_compared_networks_only(report):
+    measured = {r["name"]: r for r in _rows(report / "measured.csv")}
+    expected = {n for n, _ in comparison_networks(COMPARE)}
+    assert expected <= set(measured) and not any(n.startswith("segformer_b3") for n in measured)
+    for name in expected:
+        row = measured[name]
+        assert row["resolution"] == "64x128" and float(row["measured_ms"]) > 0
+        assert float(row["p10_ms"]) <= float(row["raw_measured_ms"]) * 10
+        assert row["kind"] == ("peer" if name.startswith("seg") else "efficientvit")
+        if row["kind"] == "peer":
+            assert row["predicted_ms"] == ""  # peers are never predicted
+    latency = {(r["model"], r["dataset"]): float(r["measured_ms"]) for r in _rows(report / "published_latency.csv")}
+    assert latency[("segnext_t", "cityscapes")] == pytest.approx(float(measured["segnext_t@cityscapes"]["measured_ms"]))
+    speedups = {(r["efficientvit"], r["peer"], r["dataset"]): r for r in _rows(report / "speedups.csv")}
+    assert len(speedups) == len(SPEEDUP_PAIRS)
+    b1 = speedups[("efficientvit_seg_b1", "segnext_t", "cityscapes")]
+    pub = {r["model"]: r["latency_orin_ms"] for r in published() if r["dataset"] == "cityscapes"}
+    assert float(b1["published_orin_speedup"]) == pytest.approx(pub["segnext_t"] / pub["efficientvit_seg_b1"], abs=0.01)
+    here = float(measured["segnext_t@cityscapes"]["measured_ms"]) / float(measured["efficientvit_seg_b1@cityscapes"]["measured_ms"])
+    assert float(b1["measured_speedup_here"]) == pytest.approx(here, abs=0.01)
+    assert speedups[("efficientvit_seg_b2", "segformer_b3", "cityscapes")]["measured_speedup_here"] == ""  # not measured
+
+
+@pytest.mark.slow
+def test_search_and_validation_tables_follow_the_study(report, validated):
+    study = load_study(str(validated), "r")
+    trials = study_trials(study)
+    rows = _rows(report / "search.csv")
+    by_trial = {r["trial"]: r for r in rows}
+    budget = study.user_attrs["budget_ms"]
+    assert len(trials) == 30 and all(str(t["trial"]) in by_trial for t in trials)
+    for t in trials:
+        row = by_trial[str(t["trial"])]
+        assert (row["feasible"] == "True") == (t["latency_ms"] <= budget)
+    assert sum(r["on_front"] == "True" for r in rows) == len(study.best_trials)
+    validation = {r["network"]: r for r in _rows(report / "validation.csv")}
+    front_names = [k for k in study.user_attrs if k.startswith("validation:") and k.split(":")[1].isdigit()]
+    assert len(front_names) == 1
+    number = int(front_names[0].split(":")[1])
+    trial = next(t for t in study.trials if t.number == number)
+    front_row = validation[f"trial{number:05d}"]
+    assert front_row["kind"] == "front" and front_row["latency_source"] == "predicted"
+    assert float(front_row["latency_ms"]) == pytest.approx(trial_result(trial)["latency_ms"])
+    assert float(front_row["miou"]) == pytest.approx(study.user_attrs[front_names[0]]["miou"])
+    peer = validation["segnext_t"]
+    measured = {r["name"]: r for r in _rows(report / "measured.csv")}
+    assert peer["kind"] == "peer" and peer["latency_source"] == "measured"
+    assert float(peer["latency_ms"]) == pytest.approx(float(measured["segnext_t@cityscapes"]["measured_ms"]))
+    assert validation["efficientvit_seg_b0"]["kind"] == "reference"
+    # the validated front network is measured too, and compared with its prediction
+    predictor = {r["name"]: r for r in _rows(report / "latency_predictor.csv")}
+    assert f"trial{number:05d}" in predictor
+
+
+@pytest.mark.slow
+def test_a_second_report_reuses_the_measurements(report, validated, capsys):
+    before = (report / "measured.csv").read_bytes()
+    assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(report), "--compare", *COMPARE,
+                 *TIMING, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "measuring" not in captured.err
+    summary = json.loads(captured.out)
+    assert summary["index"] == str(report / "index.html") and summary["validated"] == 3
+    assert (report / "measured.csv").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_the_page_loads_every_figure_without_console_errors_in_chromium(report):
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    html = (report / "index.html").read_text()
+    links = re.findall(r'href="([^"]+)"', html)
+    assert sorted(links) == sorted([f"{n}.{s}" for n in FIGURES for s in ("svg", "csv")])
+    assert all((report / link).is_file() for link in links)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        errors = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((report / "index.html").as_uri(), wait_until="load")
+        images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
+        captions = page.evaluate("Array.from(document.querySelectorAll('figcaption')).map(c => c.innerText)")
+        svg = page.goto((report / "search.svg").as_uri())
+        assert svg is not None and svg.ok
+        browser.close()
+    assert errors == []
+    assert [src for src, _, _ in images] == [f"{n}.png" for n in FIGURES]
+    assert all(complete and width > 100 for _, complete, width in images)
+    assert len(captions) == len(FIGURES) and all(len(c) > 40 for c in captions)
+
+
+def test_report_errors_are_one_line(validated, tmp_path, capsys):
+    out = tmp_path / "rep"
+    cases = [
+        (["--study", "nope"], "no study 'nope'"),
+        (["--study", "r", "--compare", "segformer_b9"], "cannot compare with segformer_b9"),
+        (["--study", "r", "--table", str(tmp_path / "missing.csv")], "is not here; give it with --table"),
+    ]
+    for extra, message in cases:
+        assert main(["report", "--storage", str(validated), "-o", str(out), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())

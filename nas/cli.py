@@ -668,7 +668,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     study = load_study(args.storage, args.study)
     table = _study_table(args, study)
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    summary = write_report(study, table, args.output, args.warmup, args.repeats, args.compare,
+    summary = write_report(study, table, args.output, args.warmup, args.repeats, args.compare, _remote(args),
                            progress=lambda what: _Progress(what, "network"), log=say)
     if args.json:
         _print_json(summary)
@@ -691,7 +691,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from latency_tables.table import LatencyTable
     from nas.search import run_search
-    from nas.validate import default_recipe, front_entries, open_datasets, validate
+    from nas.validate import Entry, default_recipe, front_entries, open_datasets, validate
     from reports.report import write_report
 
     started = time.monotonic()
@@ -706,7 +706,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     study = run_search(table, SearchSpace.default("cityscapes"), args.budget_ms, args.trials, "proxy,latency", "params",
                        "nsga2", storage, name, 0, table_path=str(table_path), progress=_search_progress())
     entries = front_entries(study, args.top_k)
-    entries += [e for e in (_demo_peer(n) for n in args.train_peers or ())]
+    entries += [Entry(*_resolve(n, "cityscapes", peers=True)) for n in args.train_peers]
     recipe = default_recipe("synthetic", DEMO_RESOLUTION, args.steps, 8, 0)
     train_set, val_set = open_datasets("synthetic", DEMO_RESOLUTION)
     print(f"[2/3] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
@@ -718,12 +718,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_speedups(summary["speedups"])
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; report: {summary['index']}")
     return 0
-
-
-def _demo_peer(name: str):
-    from nas.validate import Entry
-
-    return Entry(*_resolve(name, "cityscapes", peers=True))
 
 
 DEMO_TABLE = "x86_64_xeon_2core_256x512_t1.csv"
@@ -947,23 +941,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable rows on standard output")
     p.set_defaults(func=cmd_validate)
 
+    def add_comparison(p: argparse.ArgumentParser, warmup: int, repeats: int) -> None:
+        g = p.add_argument_group("measuring EfficientViT B0-B3 and the peers on this machine")
+        g.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs per network (default: {warmup})")
+        g.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per network (default: {repeats})")
+        g.add_argument("--compare", nargs="+", metavar="NAME",
+                       help="measure only these of efficientvit_seg_b0..b3, segformer_b0..b3, segnext_t/s "
+                       "(default: all; the large SegFormers take a while on a small CPU)")
+
     p = sub.add_parser("report", help="figures and an HTML page: the search against B0-B3, SegFormer and SegNeXt",
                        description="Write PNG + SVG figures, the CSV behind each, and OUT/index.html: published mIoU "
                        "against published MACs and against latency measured here (EfficientViT B0-B3, SegFormer "
                        "B0-B3, SegNeXt T/S, all timed end to end with the table protocol on this machine), the "
                        "search's trials and Pareto front, the validated networks' mIoU, and the latency table's "
-                       "accuracy. Run it on the device the study's table was measured on. Measurements are kept in "
-                       "OUT/measured.csv and reused by the next report.")
+                       "accuracy. The networks are timed on the device of the study's table: this machine, or the device "
+                       "over SSH with --remote. Measurements are kept in OUT/measured.csv and reused by the next report.")
     p.add_argument("--storage", help="Optuna storage of the study (default: evit-nas.journal)")
     p.add_argument("--study", required=True, help="study name (from evit-nas search)")
     p.add_argument("-o", "--output", default="report", help="report folder (default: report)")
     p.add_argument("--table", help="the study's latency table, if it is no longer where the study says")
-    p.add_argument("--warmup", type=int, default=2, help="untimed runs per network (default: 2)")
-    p.add_argument("--repeats", type=int, default=10, help="timed runs per network (default: 10)")
-    p.add_argument("--compare", nargs="+", metavar="NAME",
-                   help="measure only these of EfficientViT B0-B3 and the peers (default: all; the large SegFormers "
-                   "take a while on a small CPU)")
+    add_comparison(p, warmup=2, repeats=10)
     p.add_argument("--json", action="store_true", help="machine-readable summary")
+    add_remote(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="search, validate and report on built-in defaults (about 5-10 minutes)",
@@ -977,12 +976,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
     p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
     p.add_argument("--steps", type=int, default=150, help="training steps per network (default: 150)")
-    p.add_argument("--train-peers", nargs="*", metavar="PEER",
-                   help="also train these peers (e.g. segformer_b0 segnext_t; slow on a CPU: 10-15x B0's MACs)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs per measured network (default: 1)")
-    p.add_argument("--repeats", type=int, default=5, help="timed runs per measured network (default: 5)")
-    p.add_argument("--compare", nargs="+", metavar="NAME",
-                   help="measure only these of EfficientViT B0-B3 and the peers (default: all)")
+    p.add_argument("--train-peers", nargs="*", metavar="PEER", default=["segformer_b0"],
+                   help="peers to train with the same recipe, for the validation figure (default: segformer_b0, about "
+                   "2x B0's training time here; segnext_t takes about 6x; `--train-peers` alone: none)")
+    add_comparison(p, warmup=1, repeats=5)
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -106,18 +106,19 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
 
 
 def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]], table: LatencyTable,
-                       warmup: int, repeats: int, progress: Callable[[str], Any] | None = None,
+                       warmup: int, repeats: int, remote: Any = None, progress: Callable[[str], Any] | None = None,
                        log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """End-to-end latencies of ``networks`` on this machine at the table's resolution and
-    threads; rows already in ``out_dir/measured.csv`` for the same setting are reused."""
+    """End-to-end latencies of ``networks`` at the table's resolution and threads, on this
+    machine or on ``remote`` (an SSH target: the table's device); rows already in
+    ``out_dir/measured.csv`` for the same setting are reused."""
     import platform
 
     resolution = "x".join(map(str, table.resolution))
     threads = int(table.meta["threads"])
     device = table.meta["device"]
-    if table.meta.get("arch") not in (None, platform.machine()):
-        raise ReportError(f"the study's table was measured on {device} ({table.meta.get('arch')}); the report "
-                          f"measures the peers on this {platform.machine()} machine, so run it on that device")
+    if remote is None and table.meta.get("arch") not in (None, platform.machine()):
+        raise ReportError(f"the study's table was measured on {device} ({table.meta.get('arch')}), not on this "
+                          f"{platform.machine()} machine: give --remote USER@HOST (the device) so the report measures there")
     path = out_dir / "measured.csv"
     done = _read_measured(path, device, resolution, threads)
     todo = [(n, s) for n, s in networks if n not in done]
@@ -125,7 +126,7 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
         log(f"measuring {len(todo)} network(s) end to end at {resolution}, {threads} thread(s) "
             f"({len(done)} reused from {path})")
         rows, _ = measure(todo, table.resolution, out_dir / "measure.work", device, threads, warmup, repeats,
-                          table=table, export_progress=progress and progress("export"),
+                          remote=remote, table=table, export_progress=progress and progress("export"),
                           time_progress=progress and progress("time"))
         done.update({r["name"]: r for r in rows})
         _write_csv(path, MEASURE_COLUMNS, list(done.values()),
@@ -224,9 +225,10 @@ def _save(fig: Any, out_dir: Path, name: str) -> None:
 
 
 def _log_x(ax: Any) -> None:
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -403,11 +405,12 @@ their sources; latencies say whether they are predicted by the latency table or 
 
 
 def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, warmup: int = 2, repeats: int = 10,
-                 compare: Sequence[str] | None = None, progress: Callable[[str], Any] | None = None,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+                 compare: Sequence[str] | None = None, remote: Any = None,
+                 progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
 
-    ``compare`` limits the measured comparison networks (default: B0-B3 and every peer).
+    ``compare`` limits the measured comparison networks (default: B0-B3 and every peer);
+    ``remote`` (a ``latency_tables.remote.SSHTarget``) measures on the table's device over SSH.
     """
     from nas.proxy import make_proxy
 
@@ -428,7 +431,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                        for k in sorted(attrs) if k.startswith("validation:") and k.split(":")[1].isdigit()
                        and int(k.split(":")[1]) in by_number]
     networks = comparison_networks(compare) + validated_front
-    rows = measured_latencies(out_dir, networks, table, warmup, repeats, progress, log)
+    rows = measured_latencies(out_dir, networks, table, warmup, repeats, remote, progress, log)
     measured = {r["name"]: r for r in rows}
     log("drawing the figures")
     figure_published_macs(out_dir)

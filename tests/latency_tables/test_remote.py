@@ -118,3 +118,15 @@ def test_missing_onnxruntime_on_the_device_is_named(sshd, tmp_path):
 def test_a_missing_python_is_named(sshd):
     with pytest.raises(RemoteError, match=r"'python9' does not run on .*name it with --remote-python"):
         check_remote(_target(sshd, "python9"))
+
+
+def test_latency_measure_times_a_peer_on_the_device(sshd, device_python, tmp_path, capsys):
+    """Peers are measured on the device exactly as EfficientViT networks (the device has no torch)."""
+    out = tmp_path / "far.csv"
+    code = main([str(a) for a in ["latency", "measure", "segnext_t", "efficientvit_seg_b0", "--resolution", "64x128",
+                                  "--device", "far", "--warmup", "1", "--repeats", "2", "-o", out,
+                                  *_ssh_args(sshd, device_python)]])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    text = out.read_text()
+    assert "# device: far" in text and "segnext_t,peer," in text and "efficientvit_seg_b0,efficientvit," in text

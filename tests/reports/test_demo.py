@@ -1,5 +1,6 @@
 """evit-nas demo: search, brief validation and report on the built-in defaults (scaled down
-here: fewer trials and steps, two comparison networks), and its resume."""
+here: fewer trials and steps, two comparison networks; SegFormer-B0 trained as by default),
+and its resume."""
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
     assert f"report: {out / 'report' / 'index.html'}" in text and "demo finished in" in text
     study = load_study(str(out / "demo.journal"), "demo-budget50ms")
     assert len(study.trials) == 40
-    assert "validation:reference" in study.user_attrs
+    assert "validation:reference" in study.user_attrs and "validation:network:segformer_b0" in study.user_attrs
     assert sum(k.split(":")[1].isdigit() for k in study.user_attrs if k.startswith("validation:")) == 1
     for name in ("published_macs", "published_latency", "search", "validation", "latency_predictor"):
         assert (out / "report" / f"{name}.png").is_file()
@@ -28,6 +29,6 @@ def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
 
     assert main(["demo", "--out", str(out), *SMALL]) == 0
     again = capsys.readouterr().out
-    assert again.count("already done") == 2 and "measuring" not in again
+    assert again.count("already done") == 3 and "measuring" not in again
     assert (out / "report" / "measured.csv").read_bytes() == measured
     assert len(load_study(str(out / "demo.journal"), "demo-budget50ms").trials) == 40

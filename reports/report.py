@@ -476,8 +476,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                      f"{front_size} on the feasible Pareto front. Stars: EfficientViT B0-B3 where the table covers them."),
         _figure_html("validation", "Validation by brief training",
                      f"mIoU after the same brief training recipe for {len(validation)} network(s): searched networks "
-                     "and B0 at their predicted latency, peers at their measured latency. Brief training ranks "
-                     "networks; it does not reach published accuracy."),
+                     "and B0 at their predicted latency, peers at their measured latency. Brief training gives a rough, "
+                     "noisy ranking (seed luck matters at this length) and is far from published accuracy."),
         _figure_html("latency_predictor", "Latency table accuracy",
                      f"Prediction against end-to-end measurement for {predictor['networks']} EfficientViT networks "
                      f"(B0-B3 and validated front networks the table covers): MAPE {predictor['mape_pct']}%, "

@@ -29,6 +29,7 @@ from typing import Any
 
 import optuna
 
+from latency_tables.bundle import package_version
 from latency_tables.measure import MEASURE_COLUMNS, measure
 from latency_tables.profile import write_atomic
 from latency_tables.table import LatencyTable, TableError
@@ -80,19 +81,26 @@ def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, N
     return out
 
 
-def _read_measured(path: Path, device: str, resolution: str, threads: int) -> dict[str, dict[str, Any]]:
+def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """(metadata, rows by name) of a report's ``measured.csv`` ({}, {} when absent).
+
+    Raises:
+        ReportError: the file holds measurements of another device, resolution or thread count.
+    """
     if not path.is_file():
-        return {}
+        return {}, {}
     lines = path.read_text(encoding="utf-8").splitlines()
     meta = {k.strip(): v.strip() for k, _, v in (ln[2:].partition(":") for ln in lines if ln.startswith("# "))}
     if (meta.get("device"), meta.get("resolution"), meta.get("threads")) != (device, resolution, str(threads)):
-        return {}
+        raise ReportError(f"{path} holds measurements on {meta.get('device')} at {meta.get('resolution')} with "
+                          f"{meta.get('threads')} thread(s), not {device} at {resolution} with {threads}; write this "
+                          "report to another -o folder (or delete that file to measure again)")
     rows = csv.DictReader(ln for ln in lines if not ln.startswith("# "))
     out = {}
     for row in rows:
         out[row["name"]] = {k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
                             for k, v in row.items()}
-    return out
+    return meta, out
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
@@ -107,10 +115,14 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]
 
 def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]], table: LatencyTable,
                        warmup: int, repeats: int, remote: Any = None, progress: Callable[[str], Any] | None = None,
-                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+                       log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """End-to-end latencies of ``networks`` at the table's resolution and threads, on this
     machine or on ``remote`` (an SSH target: the table's device); rows already in
-    ``out_dir/measured.csv`` for the same setting are reused."""
+    ``out_dir/measured.csv`` for the same setting are reused.
+
+    Returns:
+        (one row per network, the measurement's metadata: device, cpu, arch, onnxruntime, ...).
+    """
     import platform
 
     resolution = "x".join(map(str, table.resolution))
@@ -120,19 +132,21 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
         raise ReportError(f"the study's table was measured on {device} ({table.meta.get('arch')}), not on this "
                           f"{platform.machine()} machine: give --remote USER@HOST (the device) so the report measures there")
     path = out_dir / "measured.csv"
-    done = _read_measured(path, device, resolution, threads)
+    meta, done = _read_measured(path, device, resolution, threads)
     todo = [(n, s) for n, s in networks if n not in done]
     if todo:
         log(f"measuring {len(todo)} network(s) end to end at {resolution}, {threads} thread(s) "
             f"({len(done)} reused from {path})")
-        rows, _ = measure(todo, table.resolution, out_dir / "measure.work", device, threads, warmup, repeats,
-                          remote=remote, table=table, export_progress=progress and progress("export"),
-                          time_progress=progress and progress("time"))
+        rows, timing = measure(todo, table.resolution, out_dir / "measure.work", device, threads, warmup, repeats,
+                               remote=remote, table=table, export_progress=progress and progress("export"),
+                               time_progress=progress and progress("time"))
         done.update({r["name"]: r for r in rows})
-        _write_csv(path, MEASURE_COLUMNS, list(done.values()),
-                   {"device": device, "resolution": resolution, "threads": threads, "cpu": table.meta.get("cpu"),
-                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    return [done[n] for n, _ in networks]
+        meta = {"device": device, "resolution": resolution, "threads": threads, "cpu": timing.get("cpu"),
+                "arch": timing.get("arch"), "onnxruntime": timing.get("onnxruntime"), "warmup": warmup,
+                "repeats": repeats, "package_version": package_version(),
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        _write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
+    return [done[n] for n, _ in networks], {k: str(v) for k, v in meta.items()}
 
 
 def study_trials(study: optuna.Study) -> list[dict[str, Any]]:
@@ -431,7 +445,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                        for k in sorted(attrs) if k.startswith("validation:") and k.split(":")[1].isdigit()
                        and int(k.split(":")[1]) in by_number]
     networks = comparison_networks(compare) + validated_front
-    rows = measured_latencies(out_dir, networks, table, warmup, repeats, remote, progress, log)
+    rows, timing = measured_latencies(out_dir, networks, table, warmup, repeats, remote, progress, log)
     measured = {r["name"]: r for r in rows}
     log("drawing the figures")
     figure_published_macs(out_dir)
@@ -452,10 +466,12 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     ratios = speedups(measured)
     _write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
-            "arch": table.meta.get("arch"), "onnxruntime": table.meta.get("onnxruntime"),
-            "threads": table.meta.get("threads"), "resolution": resolution, "budget_ms": attrs.get("budget_ms"),
-            "objectives": ",".join(attrs.get("objectives", [])), "proxy": proxy_name, "trials": len(trials),
-            "package_version": attrs.get("package_version"),
+            "arch": table.meta.get("arch"), "threads": table.meta.get("threads"), "resolution": resolution,
+            "table": f"{attrs.get('table')} (onnxruntime {table.meta.get('onnxruntime')}, {table.meta.get('date')})",
+            "measured here": f"onnxruntime {timing.get('onnxruntime')}, {timing.get('warmup')} warm-up + "
+                             f"{timing.get('repeats')} timed runs, {timing.get('date')}",
+            "budget_ms": attrs.get("budget_ms"), "objectives": ",".join(attrs.get("objectives", [])),
+            "proxy": proxy_name, "trials": len(trials), "package_version": package_version(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     feasible = sum(t["feasible"] for t in trials)
     front_size = sum(t["on_front"] for t in trials)

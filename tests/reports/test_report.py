@@ -181,3 +181,14 @@ def test_report_errors_are_one_line(validated, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_report_folder_of_another_device_is_refused_and_kept(validated, tmp_path, capsys):
+    out = tmp_path / "rep"
+    out.mkdir()
+    other = "# device: pi5\n# resolution: 256x512\n# threads: 4\nname,kind\n"
+    (out / "measured.csv").write_text(other)
+    assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", "segnext_t"]) == 2
+    err = capsys.readouterr().err
+    assert "holds measurements on pi5 at 256x512 with 4 thread(s)" in err and len(err.strip().splitlines()) == 1
+    assert (out / "measured.csv").read_text() == other and sorted(p.name for p in out.iterdir()) == ["measured.csv"]

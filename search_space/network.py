@@ -12,14 +12,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
 from .model import build_model
 from .spec import ArchSpec, SpecError
 
-__all__ = ["PeerSpec", "NetworkSpec", "network_from_dict", "build_network", "is_peer"]
+__all__ = ["NetworkSpec", "PeerSpec", "build_network", "is_peer", "network_from_dict"]
 
 
 def _peers():
@@ -54,7 +54,7 @@ class PeerSpec:
     def output_stride(self) -> int:
         return _peers().output_stride(self.name)
 
-    def replace(self, **changes: Any) -> "PeerSpec":
+    def replace(self, **changes: Any) -> PeerSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class PeerSpec:
         return f"{self.name} ({self.family} peer, {self.num_classes} classes, logits at stride {self.output_stride})"
 
 
-NetworkSpec = Union[ArchSpec, PeerSpec]
+NetworkSpec = ArchSpec | PeerSpec
 
 
 def network_from_dict(data: dict[str, Any]) -> NetworkSpec:

@@ -9,6 +9,8 @@ EfficientViT networks are also paired with a table's prediction when one is give
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +20,7 @@ from search_space.network import NetworkSpec, PeerSpec
 
 from .table import LatencyTable, TableError
 
-__all__ = ["MEASURE_COLUMNS", "measure"]
+__all__ = ["MEASURE_COLUMNS", "measure", "write_rows"]
 
 #: the columns of a measurement row, in order
 MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "measured_ms", "raw_measured_ms",
@@ -81,6 +83,21 @@ def measure(
         })
     shutil.rmtree(work_dir, ignore_errors=True)
     return rows, meta
+
+
+def write_rows(path: str | Path, columns: Sequence[str], rows: Sequence[dict[str, Any]],
+               meta: dict[str, Any] | None = None) -> None:
+    """Write ``rows`` as CSV (``columns`` only; None as empty) under ``# key: value`` metadata
+    lines, atomically."""
+    from .profile import write_atomic
+
+    buffer = io.StringIO()
+    for key, value in (meta or {}).items():
+        buffer.write(f"# {key}: {value}\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
+    write_atomic(str(path), buffer.getvalue())
 
 
 def _predict(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:

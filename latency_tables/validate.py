@@ -8,8 +8,6 @@ fitted on the same measurements, so the baseline gets every advantage).
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ import numpy as np
 from search_space import ArchSpec, SearchSpace
 from search_space.zoo import model_spec
 
-from .profile import write_atomic
 from .table import LatencyTable
 
 __all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
@@ -164,14 +161,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Summary]:
 
 
 def write_csv(path: str | Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    out = io.StringIO()
-    for key, value in meta.items():
-        out.write(f"# {key}: {value}\n")
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    write_atomic(str(path), out.getvalue())
+    from .measure import write_rows
+
+    write_rows(path, CSV_COLUMNS, [{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+               meta)
 
 
 def write_plot(path: str | Path, rows: list[dict[str, Any]], summaries: dict[str, Summary], title: str) -> None:

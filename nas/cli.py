@@ -109,10 +109,10 @@ def cmd_models(args: argparse.Namespace) -> int:
                 "widths": list(spec.widths),
                 "depths": list(spec.depths),
             })
-    peers = [{"name": name, "dataset": dataset, "family": PeerSpec(name, info.num_classes).family,
-              "params": count_params(PeerSpec(name, info.num_classes)), "resolution": list(info.resolution),
-              "summary": PeerSpec(name, info.num_classes).summary()}
-             for name in PEERS for dataset, info in DATASETS.items()]
+    peers = [{"name": p.name, "dataset": dataset, "family": p.family, "params": count_params(p),
+              "resolution": list(info.resolution), "summary": p.summary()}
+             for p, dataset, info in ((PeerSpec(n, info.num_classes), d, info)
+                                      for n in PEERS for d, info in DATASETS.items())]
     if args.json:
         _print_json(rows + peers)
         return 0
@@ -174,11 +174,9 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _describe_peer(args: argparse.Namespace, label: str, spec: PeerSpec, resolution: tuple[int, int]) -> int:
-    from search_space.network import build_network
     from nas.cost import count_macs, count_params
 
-    model = build_network(spec)
-    params, macs = count_params(model), count_macs(model, resolution)
+    params, macs = count_params(spec), count_macs(spec, resolution)  # peer MACs are cached on disk
     if args.json:
         _print_json({"network": label, "resolution": list(resolution), "spec": spec.to_dict(), "family": spec.family,
                      "total": {"params": params, "macs": macs},
@@ -449,7 +447,7 @@ def cmd_latency_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_latency_measure(args: argparse.Namespace) -> int:
-    from latency_tables.measure import MEASURE_COLUMNS, measure
+    from latency_tables.measure import MEASURE_COLUMNS, measure, write_rows
     from latency_tables.table import LatencyTable
 
     table = LatencyTable.load(args.table) if args.table else None
@@ -459,10 +457,7 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     if table is not None:
         import platform
 
-        if not args.remote and table.meta.get("arch") not in (None, platform.machine()):
-            raise CLIError(f"{args.table} was measured on {table.meta.get('device')} ({table.meta.get('arch')}), not "
-                           f"on this {platform.machine()} machine; measure there (--remote USER@HOST) or leave out --table")
-        for warning in table.check(threads=threads, force=True):
+        for warning in table.check(threads=threads, arch=None if args.remote else platform.machine(), force=True):
             print(warning, file=sys.stderr)
     networks = [_resolve(n, args.dataset, peers=True) for n in args.networks]
     output = Path(args.output) if args.output else None
@@ -477,16 +472,7 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
             "onnxruntime": meta.get("onnxruntime"), "threads": threads, "date": meta.get("date"),
             "table": args.table, "warmup": args.warmup, "repeats": args.repeats}
     if output is not None:
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        for key, value in info.items():
-            buffer.write(f"# {key}: {value}\n")
-        writer = csv.DictWriter(buffer, fieldnames=MEASURE_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: "" if r[k] is None else r[k] for k in MEASURE_COLUMNS} for r in rows)
-        write_atomic(str(output), buffer.getvalue())
+        write_rows(output, MEASURE_COLUMNS, rows, info)
     if args.json:
         _print_json({**info, "rows": rows, "csv": str(output) if output else None})
         return 0

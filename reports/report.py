@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import optuna
 
 from latency_tables.bundle import package_version
-from latency_tables.measure import MEASURE_COLUMNS, measure
+from latency_tables.measure import MEASURE_COLUMNS, measure, write_rows
 from latency_tables.profile import write_atomic
 from latency_tables.table import LatencyTable, TableError
 from nas.search import front, trial_result
@@ -103,16 +102,6 @@ def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tu
     return meta, out
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> None:
-    buffer = io.StringIO()
-    for key, value in (meta or {}).items():
-        buffer.write(f"# {key}: {value}\n")
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
-    write_atomic(str(path), buffer.getvalue())
-
-
 def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]], table: LatencyTable,
                        warmup: int, repeats: int, remote: Any = None, progress: Callable[[str], Any] | None = None,
                        log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict[str, str]]:
@@ -128,9 +117,8 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
     resolution = "x".join(map(str, table.resolution))
     threads = int(table.meta["threads"])
     device = table.meta["device"]
-    if remote is None and table.meta.get("arch") not in (None, platform.machine()):
-        raise ReportError(f"the study's table was measured on {device} ({table.meta.get('arch')}), not on this "
-                          f"{platform.machine()} machine: give --remote USER@HOST (the device) so the report measures there")
+    if remote is None:
+        table.check(arch=platform.machine())  # TableError: time on the table's device with --remote
     path = out_dir / "measured.csv"
     meta, done = _read_measured(path, device, resolution, threads)
     todo = [(n, s) for n, s in networks if n not in done]
@@ -145,7 +133,7 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
                 "arch": timing.get("arch"), "onnxruntime": timing.get("onnxruntime"), "warmup": warmup,
                 "repeats": repeats, "package_version": package_version(),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        _write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
+        write_rows(path, MEASURE_COLUMNS, list(done.values()), meta)
     return [done[n] for n, _ in networks], {k: str(v) for k, v in meta.items()}
 
 
@@ -270,7 +258,7 @@ def figure_published_macs(out_dir: Path) -> list[dict[str, Any]]:
         ax.legend(fontsize=8)
     fig.suptitle("Published mIoU and MACs (papers and official repositories)")
     _save(fig, out_dir, "published_macs")
-    _write_csv(out_dir / "published_macs.csv", ("family", "model", "dataset", "resolution_hw", "miou", "params_m",
+    write_rows(out_dir / "published_macs.csv", ("family", "model", "dataset", "resolution_hw", "miou", "params_m",
                                                 "macs_g", "latency_orin_ms", "source"), rows)
     return rows
 
@@ -295,7 +283,7 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
         ax.legend(fontsize=8)
     fig.suptitle(f"Published mIoU against latency measured on {device}")
     _save(fig, out_dir, "published_latency")
-    _write_csv(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
+    write_rows(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
                                                    "p90_ms", "measured_resolution", "latency_orin_ms", "source"), rows)
     return rows
 
@@ -323,7 +311,7 @@ def figure_search(out_dir: Path, trials: list[dict[str, Any]], budget: float | N
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, out_dir, "search")
-    _write_csv(out_dir / "search.csv", ("trial", "latency_ms", "proxy", "macs", "params", "feasible", "on_front",
+    write_rows(out_dir / "search.csv", ("trial", "latency_ms", "proxy", "macs", "params", "feasible", "on_front",
                                         "summary"), trials + [{**r, "trial": r["network"], "feasible": None}
                                                               for r in references])
 
@@ -354,7 +342,7 @@ def figure_validation(out_dir: Path, rows: list[dict[str, Any]]) -> None:
         ax.text(0.5, 0.5, "no validated networks yet:\nrun evit-nas validate --study ...", ha="center", va="center",
                 transform=ax.transAxes)
     _save(fig, out_dir, "validation")
-    _write_csv(out_dir / "validation.csv", ("network", "kind", "latency_ms", "latency_source", "miou", "dataset",
+    write_rows(out_dir / "validation.csv", ("network", "kind", "latency_ms", "latency_source", "miou", "dataset",
                                             "steps", "batch_size", "resolution", "seed"), rows)
 
 
@@ -381,7 +369,7 @@ def figure_predictor(out_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any
            title=f"Latency table accuracy: MAPE {stats['mape_pct']}% over {stats['networks']} networks")
     ax.grid(alpha=0.3)
     _save(fig, out_dir, "latency_predictor")
-    _write_csv(out_dir / "latency_predictor.csv", ("name", "summary", "predicted_ms", "measured_ms", "p10_ms", "p90_ms"),
+    write_rows(out_dir / "latency_predictor.csv", ("name", "summary", "predicted_ms", "measured_ms", "p10_ms", "p90_ms"),
                pts)
     return stats
 
@@ -464,7 +452,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     figure_validation(out_dir, validation)
     predictor = figure_predictor(out_dir, [r for r in rows if r["kind"] == "efficientvit"])
     ratios = speedups(measured)
-    _write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
+    write_rows(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
             "arch": table.meta.get("arch"), "threads": table.meta.get("threads"), "resolution": resolution,
             "table": f"{attrs.get('table')} (onnxruntime {table.meta.get('onnxruntime')}, {table.meta.get('date')})",

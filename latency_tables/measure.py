@@ -20,7 +20,7 @@ from search_space.network import NetworkSpec, PeerSpec
 
 from .table import LatencyTable, TableError
 
-__all__ = ["MEASURE_COLUMNS", "measure", "write_rows"]
+__all__ = ["MEASURE_COLUMNS", "measure", "predict_or_none", "write_rows"]
 
 #: the columns of a measurement row, in order
 MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "measured_ms", "raw_measured_ms",
@@ -79,7 +79,7 @@ def measure(
             "raw_measured_ms": r["median_ms"],
             "p10_ms": r["p10_ms"] * factor,
             "p90_ms": r["p90_ms"] * factor,
-            "predicted_ms": _predict(table, spec, resolution),
+            "predicted_ms": predict_or_none(table, spec, resolution),
         })
     shutil.rmtree(work_dir, ignore_errors=True)
     return rows, meta
@@ -100,7 +100,9 @@ def write_rows(path: str | Path, columns: Sequence[str], rows: Sequence[dict[str
     write_atomic(str(path), buffer.getvalue())
 
 
-def _predict(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:
+def predict_or_none(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:
+    """``table``'s prediction for ``spec`` at ``resolution``; None for a peer, another
+    resolution, or a network whose blocks the table lacks."""
     if table is None or isinstance(spec, PeerSpec) or tuple(table.resolution) != tuple(resolution):
         return None
     try:

@@ -29,9 +29,9 @@ from typing import Any
 import optuna
 
 from latency_tables.bundle import package_version
-from latency_tables.measure import MEASURE_COLUMNS, measure, write_rows
+from latency_tables.measure import MEASURE_COLUMNS, measure, predict_or_none, write_rows
 from latency_tables.profile import write_atomic
-from latency_tables.table import LatencyTable, TableError
+from latency_tables.table import LatencyTable
 from nas.search import front, trial_result
 from search_space import ArchSpec
 from search_space.network import NetworkSpec, PeerSpec, network_from_dict
@@ -167,7 +167,7 @@ def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str
             latency = trial_result(trials[int(what)])["latency_ms"]
         elif what == "reference":
             kind = "reference"
-            latency = _predict(table, model_spec("efficientvit_seg_b0", "cityscapes"))
+            latency = predict_or_none(table, model_spec("efficientvit_seg_b0", "cityscapes"), table.resolution)
         else:
             kind = "named"
             base = name.split("@")[0]
@@ -175,7 +175,7 @@ def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str
                 kind, source = "peer", "measured"
                 latency = (measured.get(f"{base}@cityscapes") or {}).get("measured_ms")
             elif base in EFFICIENTVIT:
-                latency = _predict(table, model_spec(base, "cityscapes"))
+                latency = predict_or_none(table, model_spec(base, "cityscapes"), table.resolution)
         rows.append({"network": name, "kind": kind, "latency_ms": latency, "latency_source": source,
                      "miou": value.get("miou"), "steps": value.get("steps"), "dataset": value.get("dataset"),
                      "resolution": "x".join(map(str, value.get("resolution", []))),
@@ -183,18 +183,11 @@ def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str
     return rows
 
 
-def _predict(table: LatencyTable, spec: ArchSpec) -> float | None:
-    try:
-        return table.predict_ms(spec)
-    except TableError:
-        return None
-
-
 def speedups(measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Published Jetson Orin speedups next to the ratios measured here."""
-    rows = []
+    rows, numbers = [], published()
     for ours, peer, dataset in SPEEDUP_PAIRS:
-        pub = {r["model"]: r for r in published() if r["dataset"] == dataset}
+        pub = {r["model"]: r for r in numbers if r["dataset"] == dataset}
         a, b = pub.get(ours, {}), pub.get(peer, {})
         orin = (b["latency_orin_ms"] / a["latency_orin_ms"]) if a.get("latency_orin_ms") and b.get("latency_orin_ms") else None
         ma, mb = measured.get(f"{ours}@{dataset}"), measured.get(f"{peer}@{dataset}")
@@ -444,7 +437,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     space_classes = ArchSpec.from_dict(trial_result(by_number[trials[0]["trial"]])["spec"]).num_classes
     for name in EFFICIENTVIT:
         spec = model_spec(name, "cityscapes").replace(num_classes=space_classes)
-        latency = _predict(table, spec)
+        latency = predict_or_none(table, spec, table.resolution)
         if latency is not None:
             references.append({"network": name, "latency_ms": latency, "proxy": proxy(spec)})
     figure_search(out_dir, trials, attrs.get("budget_ms"), proxy_name, references)

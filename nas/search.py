@@ -219,6 +219,13 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, attrs: dict[str,
         for key, value in attrs.items():
             study.set_user_attr(key, value)
         return study
+    # A worker that created the study a moment ago may still be writing its attributes (one
+    # storage call each): wait for all of them before comparing, so a partial set is not
+    # mistaken for another search.
+    deadline = time.monotonic() + 10.0
+    while not set(attrs) <= set(existing) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        existing = study.user_attrs
     for key, what in (("objectives", "objectives"), ("budget_ms", "budget"), ("proxy", "proxy"),
                       ("space_fingerprint", "search space")):
         if existing.get(key) != attrs[key]:

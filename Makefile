@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/evit-nas demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean:

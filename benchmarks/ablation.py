@@ -50,10 +50,10 @@ def build_variant(variant: str, resolution: tuple[int, int], num_classes: int):
 
     from torch import nn
 
-    from nas.cost import count_macs
+    from search_space.cost import count_macs
     from search_space import build_model
     from search_space.ops import EfficientViTBlock
-    from search_space.zoo import model_spec
+    from search_space.registry import model_spec
 
     spec = dataclasses.replace(model_spec("efficientvit_seg_b0", "cityscapes"), num_classes=num_classes)
     if variant == "attention":

@@ -3,11 +3,8 @@ dataset, evaluate) in a single-thread worker process, and a resumable results CS
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -22,7 +19,7 @@ def train_synthetic(build: Callable[[int], Any], seed: int, steps: int, batch_si
     import torch
 
     torch.set_num_threads(1)
-    from nas.cost import count_macs, count_params
+    from search_space.cost import count_macs, count_params
     from nas.data import SyntheticDataset
     from nas.train import evaluate, train
     from nas.validate import default_recipe
@@ -45,28 +42,25 @@ def train_synthetic(build: Callable[[int], Any], seed: int, steps: int, batch_si
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
+    """The rows of a results CSV ([] when absent)."""
+    from search_space.records import read_csv
+
+    return read_csv(path)[1] if path.is_file() else []
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite the CSV atomically (temp file + rename)."""
-    from latency_tables.profile import write_atomic
+    """Rewrite the results CSV atomically (``records.write_csv``); the columns are every key
+    of the rows, in order of appearance."""
+    from search_space.records import write_csv
 
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(str(path), buffer.getvalue())
+    write_csv(path, list(dict.fromkeys(k for row in rows for k in row)), rows)
 
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
-    from latency_tables.profile import write_atomic
+    from search_space.records import write_atomic
 
-    write_atomic(str(path), json.dumps(data, indent=2) + "\n")
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def run_all(jobs: int, tasks: Iterable[tuple[dict[str, Any], Callable[..., dict[str, Any]], tuple]], out: Path,
@@ -84,11 +78,14 @@ def run_all(jobs: int, tasks: Iterable[tuple[dict[str, Any], Callable[..., dict[
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 120) -> None:
-    """Save a matplotlib figure atomically and close it."""
+    """Save a matplotlib figure atomically (``records.atomic_path``) and close it."""
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    from search_space.records import atomic_path
+
     fig.tight_layout()
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:  # keeps the suffix: matplotlib picks the format from it
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)

@@ -36,6 +36,7 @@ from latency_tables.validate import (
     write_plot,
 )
 from search_space import SearchSpace
+from search_space.records import write_atomic
 
 DEFAULT_TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 
@@ -60,15 +61,15 @@ def main() -> int:
         plan = plan_profile(resolution, space)
         print(f"building {args.table.name}: {len(plan.blocks)} blocks + {len(plan.networks)} calibration networks", flush=True)
         started = time.monotonic()
-        profile_table(args.table, plan, args.device, threads=1)
+        profile_table(args.table, plan, device=args.device, threads=1)
         print(f"table built in {time.monotonic() - started:.0f} s", flush=True)
     table = LatencyTable.load(args.table)
     networks = held_out_networks(space, table, args.samples, args.seed)
     print(f"timing {len(networks)} held-out networks end to end (pass 1 of 2)", flush=True)
-    rows, meta = measure_and_compare(table, networks, args.out / "work1")
+    rows, meta = measure_and_compare(table, networks, work_dir=args.out / "work1")
     summaries = summarise(rows)
     print("timing them again (pass 2 of 2: the noise floor)", flush=True)
-    rows2, _ = measure_and_compare(table, networks, args.out / "work2")
+    rows2, _ = measure_and_compare(table, networks, work_dir=args.out / "work2")
     summaries2 = summarise(rows2)
 
     stem = f"validate_{args.table.stem}_n{args.samples}_s{args.seed}"
@@ -103,7 +104,7 @@ def main() -> int:
         "against_raw_timings": vars(summaries["table_raw"]),
         "repeat_noise": noise,
     }
-    (args.out / "latency_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out / "latency_accuracy.json", json.dumps(result, indent=2) + "\n")
 
     print(f"\ntable: {len(table.rows)} entries, built in {table.meta.get('build_seconds')} s, "
           f"calibrated on {table.calibration.networks} networks")

@@ -1,7 +1,7 @@
 """Parameters and fvcore MACs of the re-implemented peers against their published numbers.
 
 For each peer (``search_space.peers``) and each dataset with a published row: parameters
-with that dataset's classes (19 Cityscapes, 150 ADE20K), fvcore MACs (``nas.cost.count_macs``)
+with that dataset's classes (19 Cityscapes, 150 ADE20K), fvcore MACs (``search_space.cost.count_macs``)
 at the published resolution (1024x2048, 512x512), the published numbers, and the gaps in
 percent; plus fvcore's MACs of the token-mixing products (SegFormer's attention matmuls,
 SegNeXt's NMF bmms), the part that counters treat differently. Results go to
@@ -47,9 +47,10 @@ import fvcore
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from latency_tables.profile import format_csv, write_atomic
-from nas import cost
-from search_space.peers import PEERS, build_peer, peer_family, published
+from search_space import cost
+from search_space.peers import PEERS, build_peer, published
+from search_space.records import write_atomic, write_csv
+from search_space.registry import model_entry
 
 RESULTS = ROOT / "benchmarks" / "results"
 CLASSES = {"cityscapes": 19, "ade20k": 150}
@@ -85,7 +86,7 @@ def measure(row: dict) -> dict:
     macs_g = cost.count_macs(model, (height, width)) / 1e9
     mixing_g = token_mixing_macs(model, height, width) / 1e9
     return {
-        "model": name, "family": peer_family(name), "dataset": dataset,
+        "model": name, "family": model_entry(name).family, "dataset": dataset,
         "resolution_hw": row["resolution_hw"], "num_classes": CLASSES[dataset],
         "params_m": round(params_m, 3), "published_params_m": row["params_m"],
         "params_gap_pct": gap(params_m, row["params_m"]),
@@ -116,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['token_mixing_macs_g']:6.2f}", flush=True)
 
     meta = {
-        "counter": "fvcore FlopCountAnalysis via nas.cost.count_macs (1 MAC per multiply-accumulate; "
+        "counter": "fvcore FlopCountAnalysis via search_space.cost.count_macs (1 MAC per multiply-accumulate; "
                    "conv, linear, matmul, bmm, norms, bilinear upsampling)",
         "fvcore": getattr(fvcore, "__version__", "unknown"), "torch": torch.__version__,
         "published": "search_space/peers/published.csv (source per row there)",
     }
-    write_atomic(str(RESULTS / "peer_costs.csv"), format_csv(meta, COLUMNS, rows))
-    write_atomic(str(RESULTS / "peer_costs.json"), json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_csv(RESULTS / "peer_costs.csv", COLUMNS, rows, meta)
+    write_atomic(RESULTS / "peer_costs.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     return 0
 
 

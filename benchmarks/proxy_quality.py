@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from brief_runs import read_rows, run_all, save_figure, train_synthetic, write_json
 
 from latency_tables.validate import kendall, spearman
-from nas.cost import count_macs
+from search_space.cost import count_macs
 from nas.proxy import PROXIES, make_proxy
 from search_space import ArchSpec, SearchSpace, build_model
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 RESULTS = ROOT / "benchmarks" / "results"
 

@@ -27,6 +27,7 @@ from latency_tables import LatencyTable
 from nas.proxy import make_proxy
 from nas.search import Evaluator, front, run_search, trial_result
 from search_space import SearchSpace
+from search_space.records import write_atomic
 
 TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 
@@ -72,7 +73,7 @@ def main() -> int:
     samples = []
     for i in range(args.reference):
         r = evaluate(space.sample(50_000_000 + i))
-        samples.append((r["latency_ms"], r["proxy"]))
+        samples.append((r.latency_ms, r.proxy))
     feasible = [p for p in samples if p[0] <= args.budget_ms]
     ref_front = pareto(feasible)
     top = max(p for _, p in samples)
@@ -86,9 +87,9 @@ def main() -> int:
         n_trials = args.tpe_trials or args.trials if sampler == "tpe" else args.trials
         for seed in args.seeds:
             started = time.perf_counter()
-            study = run_search(table, space, args.budget_ms, n_trials, proxy=args.proxy, sampler=sampler,
+            study = run_search(table, space, budget_ms=args.budget_ms, trials=n_trials, proxy=args.proxy, sampler=sampler,
                                storage="memory", study_name=f"{sampler}-{seed}", seed=seed)
-            points = [(trial_result(t)["latency_ms"], trial_result(t)["proxy"]) for t in front(study)]
+            points = [(trial_result(t).latency_ms, trial_result(t).proxy) for t in front(study)]
             hv = hypervolume(points, args.budget_ms, top)
             fronts.append(points)
             results.setdefault(sampler, []).append({"seed": seed, "trials": n_trials, "hypervolume": hv,
@@ -109,8 +110,7 @@ def main() -> int:
               f"best front known, over seeds {args.seeds}")
     print(f"target: NSGA-II >= 98%: {'met' if summary['nsga2'] >= 98 else 'MISSED'}; "
           f"better than random: {'met' if summary['nsga2'] > summary['random'] else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"trials": args.trials, "reference_samples": args.reference, "budget_ms": args.budget_ms,
+    write_atomic(args.out, json.dumps({"trials": args.trials, "reference_samples": args.reference, "budget_ms": args.budget_ms,
                                     "proxy": args.proxy, "reference_hypervolume": ref_hv, "best_known_hypervolume": best_hv,
                                     "runs": results, "mean_share_pct": summary,
                                     "mean_share_of_best_known_pct": best_summary, "table": TABLE.name}, indent=2) + "\n")

@@ -25,9 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_tables import LatencyTable
-from nas.cost import block_macs, block_params
+from search_space.cost import block_macs, block_params
 from nas.search import open_storage, run_search
 from search_space import SearchSpace
+from search_space.records import write_atomic
 
 TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 
@@ -49,7 +50,7 @@ def bare_optuna(space: SearchSpace, trials: int, journal: str, seed: int) -> flo
 
 def ours(table: LatencyTable, space: SearchSpace, trials: int, journal: str, proxy: str, seed: int, budget: float) -> float:
     started = time.perf_counter()
-    run_search(table, space, budget, trials, proxy=proxy, storage=journal, study_name="bench", seed=seed)
+    run_search(table, space, budget_ms=budget, trials=trials, proxy=proxy, storage=journal, study_name="bench", seed=seed)
     return trials / (time.perf_counter() - started)
 
 
@@ -83,8 +84,7 @@ def main() -> int:
     overhead = (bare / search - 1) * 100
     print(f"overhead of the search over bare Optuna: {overhead:+.1f}% (goal: at most +10%): "
           f"{'met' if overhead <= 10 else 'MISSED'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    write_atomic(args.out, json.dumps({
         "trials": args.trials, "bare_optuna_trials_per_s": bare, "search_trials_per_s": search,
         "overhead_pct": overhead, "naswot_trials": args.naswot_trials, "naswot_trials_per_s": naswot,
         "cache_warmup_s": warmup, "budget_ms": args.budget_ms, "table": TABLE.name,

@@ -21,12 +21,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from search_space.records import write_atomic  # noqa: E402  (after the path set-up, as the other benchmarks)
+
 RESULTS = ROOT / "benchmarks" / "results"
 TABLE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 
 
 def run(args: list[str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "nas.cli", *args], check=False, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "evit_nas", *args], check=False, cwd=ROOT,
                           capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"evit-nas {' '.join(args)} failed:\n{done.stderr}")
@@ -66,10 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             "device": rows[0]["device"],
         }
         target = Path(args.out)
-        target.parent.mkdir(parents=True, exist_ok=True)
         stem = target.with_name(f"{target.name}_{args.resolution}")
-        stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
-        shutil.copy(work / "validation" / "results.csv", stem.with_suffix(".csv"))
+        write_atomic(stem.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")
+        write_atomic(stem.with_suffix(".csv"), (work / "validation" / "results.csv").read_bytes())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"validate --top-k {args.top_k} at {args.resolution}, {args.steps} steps of {args.batch_size}: "

@@ -1,9 +1,10 @@
-"""Device profiling and latency prediction (latency lookup tables).
+"""Device profiling and latency prediction (layer 2): latency lookup tables.
 
-``profile.py`` is the part that runs on the device (numpy + onnxruntime only); the rest
-runs on a workstation: ``bundle`` exports the ONNX work, ``remote`` drives a device over
-SSH, ``build`` turns timings into a table, ``table`` loads tables and predicts, and
-``validate`` checks predictions against end-to-end timings.
+``bundle`` exports the ONNX work for a device, ``profile.py`` is the device agent that
+times it there (a stand-alone script: numpy + onnxruntime, imported by no module),
+``remote`` drives a device over SSH, ``build`` turns timings into a table, ``table`` loads
+tables and predicts, ``measure`` times whole networks end to end, and ``validate`` checks
+predictions against those timings.
 """
 
 from .table import LatencyTable, MissingBlocksError, TableError

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from search_space import ArchSpec, BlockKey, SearchSpace
-from search_space.zoo import model_spec
+from search_space.records import package_version, read_csv
+from search_space.registry import model_spec
 
-from .bundle import export_bundle, package_version
-from .profile import ProfileError, parse_csv, run_bundle
+from .bundle import ProfileError, export_bundle, run_locally
 from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
 
-__all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks", "plan_profile",
+__all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks", "plan_profile", "export_plan",
            "calibrate", "read_results", "reference_spec", "speed_factor"]
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def read_results(path: str | Path, manifest: dict) -> tuple[dict, dict[str, dict
     path = Path(path)
     if not path.is_file():
         raise ProfileError(f"results file not found: {path}")
-    meta, rows = parse_csv(path.read_text(encoding="utf-8"), str(path))
+    meta, rows = read_csv(path)
     if meta.get("bundle") != manifest["bundle_id"]:
         raise ProfileError(f"{path} holds results of another bundle ({meta.get('bundle')}, not {manifest['bundle_id']})")
     out: dict[str, dict[str, float]] = {}
@@ -153,6 +153,7 @@ class ProfilePlan:
 def plan_profile(
     resolution: tuple[int, int],
     space: SearchSpace,
+    *,
     blocks_from: Sequence[ArchSpec] = (),
     calibration_networks: int = 40,
     seed: int = 0,
@@ -183,9 +184,20 @@ def plan_profile(
     return ProfilePlan(resolution, keys, networks, fingerprint, coverage)
 
 
+def export_plan(directory: str | Path, plan: ProfilePlan, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Export the bundle of a profile plan (its blocks, calibration networks and the
+    reference network) to ``directory``; returns its manifest."""
+    info: dict[str, Any] = {"purpose": "table", "coverage": plan.coverage}
+    if plan.space_fingerprint:
+        info["space_fingerprint"] = plan.space_fingerprint
+    return export_bundle(directory, plan.resolution, blocks=plan.blocks, networks=plan.networks,
+                         reference=reference_spec(), info=info, progress=progress)
+
+
 def measure_networks(
     networks: Sequence[ArchSpec],
     resolution: tuple[int, int],
+    *,
     work_dir: str | Path,
     device: str,
     threads: int,
@@ -193,36 +205,38 @@ def measure_networks(
     repeats: int = 20,
     remote: SSHTarget | None = None,
     export_progress: Callable[[int, int], None] | None = None,
-    time_progress: Callable | None = None,
 ) -> tuple[dict, dict[str, dict[str, float]], dict]:
     """Time whole networks end to end with the table protocol (here or over SSH).
 
     Returns:
         (results metadata, network id -> numbers, manifest).
     """
+    if remote is not None:
+        check_remote(remote)  # an unreachable device fails now, not after the export
     manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
                              info={"purpose": "networks"}, progress=export_progress)
-    results = _time_bundle(manifest, Path(work_dir), device, threads, warmup, repeats, remote, time_progress)
+    results = _time_bundle(manifest, Path(work_dir), device, threads, warmup, repeats, remote)
     meta, rows = read_results(results, manifest)
     return meta, rows, manifest
 
 
-def _time_bundle(manifest, work: Path, device, threads, warmup, repeats, remote, progress) -> Path:
+def _time_bundle(manifest, work: Path, device, threads, warmup, repeats, remote) -> Path:
     """Time the bundle in ``work/bundle`` into ``work/results-<bundle id>.csv`` (resumed if
     it is there; results of other bundles in the same folder are left alone)."""
     bundle_dir = work / "bundle"
     results = work / f"results-{manifest['bundle_id']}.csv"
+    timing = {"device": device, "threads": threads, "warmup": warmup, "repeats": repeats}
     if remote is not None:
-        check_remote(remote)
-        run_remote(remote, bundle_dir, manifest, results, device, threads, warmup, repeats)
+        run_remote(remote, bundle_dir, manifest, results, **timing)
     else:
-        run_bundle(str(bundle_dir), str(results), device, threads, warmup, repeats, progress=progress)
+        run_locally(bundle_dir, results, **timing)
     return results
 
 
 def profile_table(
     output: str | Path,
     plan: ProfilePlan,
+    *,
     device: str,
     threads: int,
     warmup: int = 3,
@@ -230,7 +244,6 @@ def profile_table(
     remote: SSHTarget | None = None,
     keep_work: bool = False,
     export_progress: Callable[[int, int], None] | None = None,
-    time_progress: Callable | None = None,
 ) -> LatencyTable:
     """Measure ``plan`` and write (or extend) the table at ``output``, atomically.
 
@@ -238,16 +251,14 @@ def profile_table(
     is written; it is removed afterwards unless ``keep_work``.
     """
     output = Path(output)
+    if remote is not None:
+        check_remote(remote)  # an unreachable device fails now, not after minutes of export
     started = time.monotonic()
     base = LatencyTable.load(output) if output.exists() else None
     work = output.with_name(output.name + ".work")
     bundle_dir = work / "bundle"
-    info: dict[str, Any] = {"purpose": "table", "coverage": plan.coverage}
-    if plan.space_fingerprint:
-        info["space_fingerprint"] = plan.space_fingerprint
-    manifest = export_bundle(bundle_dir, plan.resolution, blocks=plan.blocks, networks=plan.networks,
-                             reference=reference_spec(), info=info, progress=export_progress)
-    results = _time_bundle(manifest, work, device, threads, warmup, repeats, remote, time_progress)
+    manifest = export_plan(bundle_dir, plan, progress=export_progress)
+    results = _time_bundle(manifest, work, device, threads, warmup, repeats, remote)
     table = import_results(manifest, results, base)
     table.meta["build_seconds"] = round(time.monotonic() - started + float(table.meta.get("build_seconds", 0)), 1)
     table.save(output)

@@ -1,5 +1,6 @@
 """Bundles: folders of ONNX models plus a manifest, exported on a workstation (needs torch)
-and timed on the device by ``profile.py`` (needs only numpy + onnxruntime).
+and timed on the device by the agent ``profile.py`` (needs only numpy + onnxruntime), which
+every bundle carries with ``records.py``, the file formats it shares with the project.
 
 A bundle entry is either one block (a BlockKey, the latency table's unit) or one whole
 network (an ArchSpec, or a peer's PeerSpec, for calibration and validation). Entry ids are
@@ -11,22 +12,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
-from importlib import metadata
 from pathlib import Path
 
-from search_space import BlockKey, build_block
-from search_space.network import NetworkSpec, build_network, network_from_dict
-from search_space.blocks import check_resolution
-from nas.export import DEFAULT_OPSET, export_onnx
+from search_space import records
+from search_space.blocks import BlockKey
+from search_space.cost import DEFAULT_OPSET, export_onnx
+from search_space.create import build_network
+from search_space.errors import EvitNasError
+from search_space.model import build_block
+from search_space.network import NetworkSpec, network_from_dict
+from search_space.records import read_manifest, write_atomic
+from search_space.spec import check_resolution
 
-from .profile import ProfileError, read_manifest, write_atomic
-
-__all__ = ["BUNDLE_FORMAT", "block_id", "network_id", "export_bundle", "profile_script", "load_bundle", "ProfileError"]
+__all__ = ["BUNDLE_FORMAT", "ProfileError", "block_id", "network_id", "export_bundle", "profile_script", "load_bundle",
+           "run_locally"]
 
 BUNDLE_FORMAT = "evit-nas-bundle"
+#: how the agent starts its one error line
+AGENT_ERROR = "profile.py: error: "
+
+
+class ProfileError(EvitNasError):
+    """A profiling problem the user can fix (bad bundle, results of another bundle, a device
+    that cannot time); the message says what to do."""
 
 
 def _digest(data: dict) -> str:
@@ -43,21 +55,15 @@ def network_id(spec: NetworkSpec) -> str:
     return "net-" + _digest(spec.to_dict())
 
 
-def package_version() -> str:
-    try:
-        return metadata.version("evit-nas")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def profile_script() -> Path:
-    """Path of the stand-alone timing script that is copied to devices."""
+    """Path of the device agent, the stand-alone timing script that is copied to devices."""
     return Path(__file__).with_name("profile.py")
 
 
 def export_bundle(
     directory: str | Path,
     resolution: tuple[int, int],
+    *,
     blocks: Iterable[BlockKey] = (),
     networks: Iterable[NetworkSpec] = (),
     reference: NetworkSpec | None = None,
@@ -67,8 +73,9 @@ def export_bundle(
 ) -> dict:
     """Export blocks and networks to ONNX in ``directory`` and write its manifest.
 
-    Files that already exist are kept (an interrupted export resumes). A copy of
-    ``profile.py`` is put in the bundle so the folder alone is enough on a device.
+    Files that already exist are kept (an interrupted export resumes). Copies of the agent
+    ``profile.py`` and of ``records.py`` are put in the bundle, so the folder alone is
+    enough on a device.
 
     Args:
         resolution: the network input size (H, W); blocks carry their own input size.
@@ -112,17 +119,47 @@ def export_bundle(
                               "reference": None if ref_entry is None else ref_entry["id"]}),
         "resolution": [height, width],
         "opset": opset,
-        "package_version": package_version(),
+        "package_version": records.package_version(),
         "reference": ref_entry,
         **(info or {}),
         "entries": entries,
     }
-    write_atomic(str(directory / "manifest.json"), json.dumps(manifest, indent=1))
+    write_atomic(directory / "manifest.json", json.dumps(manifest, indent=1))
     shutil.copyfile(profile_script(), directory / "profile.py")
+    shutil.copyfile(records.__file__, directory / "records.py")
     return manifest
 
 
 def load_bundle(directory: str | Path) -> dict:
-    """Read and check a bundle's manifest (every listed ONNX file must be there)."""
-    return read_manifest(os.fspath(directory))
+    """Read and check a bundle's manifest (every listed ONNX file must be there).
+
+    Raises:
+        RecordError: not a bundle, or a damaged one (the message says what to do).
+    """
+    return read_manifest(directory)
+
+
+def run_locally(bundle_dir: str | Path, output: str | Path, *, device: str, threads: int, warmup: int,
+                repeats: int) -> None:
+    """Time a bundle on this machine by running its agent (``profile.py run``) as a process,
+    exactly as on a device. Its progress lines are passed on to stderr. Resumes a partial
+    ``output``.
+
+    Raises:
+        ProfileError: the agent stopped with an error (its message, and that rerunning resumes).
+    """
+    bundle_dir = Path(bundle_dir)
+    command = [sys.executable, str(bundle_dir / "profile.py"), "run", str(bundle_dir), "-o", str(output),
+               "--device", device, "--threads", str(threads), "--warmup", str(warmup), "--repeats", str(repeats)]
+    error = ""
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as agent:
+        for line in agent.stderr:  # type: ignore[union-attr]
+            if line.startswith(AGENT_ERROR):
+                error = line[len(AGENT_ERROR):].strip()
+            elif line.strip():
+                sys.stderr.write(line)
+                sys.stderr.flush()
+    if agent.returncode != 0:
+        raise ProfileError(f"the timing of {bundle_dir} stopped: {error or f'exit code {agent.returncode}'}; "
+                           f"what was measured is kept in {output}, and running the same command again resumes")
 

@@ -9,18 +9,19 @@ EfficientViT networks are also paired with a table's prediction when one is give
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from search_space.cost import count_macs, count_params
 from search_space.network import NetworkSpec, PeerSpec
 
+from .build import measure_networks, speed_factor
+from .bundle import network_id
 from .table import LatencyTable, TableError
 
-__all__ = ["MEASURE_COLUMNS", "measure", "predict_or_none", "write_rows"]
+__all__ = ["MEASURE_COLUMNS", "measure", "predict_or_none"]
 
 #: the columns of a measurement row, in order
 MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "measured_ms", "raw_measured_ms",
@@ -30,6 +31,7 @@ MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "m
 def measure(
     networks: Sequence[tuple[str, NetworkSpec]],
     resolution: tuple[int, int],
+    *,
     work_dir: str | Path,
     device: str,
     threads: int,
@@ -38,7 +40,6 @@ def measure(
     remote: Any = None,
     table: LatencyTable | None = None,
     export_progress: Any = None,
-    time_progress: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1.
 
@@ -51,14 +52,9 @@ def measure(
     Returns:
         (one row per network, the timing's metadata).
     """
-    from nas.cost import count_macs, count_params
-
-    from .build import measure_networks, speed_factor
-    from .bundle import network_id
-
     meta, results, _ = measure_networks(
-        [s for _, s in networks], resolution, work_dir, device, threads, warmup, repeats, remote,
-        export_progress=export_progress, time_progress=time_progress)
+        [s for _, s in networks], resolution, work_dir=work_dir, device=device, threads=threads, warmup=warmup,
+        repeats=repeats, remote=remote, export_progress=export_progress)
     if table is not None:
         reference_ms = table.meta["reference"]["median_ms"]
     else:
@@ -83,21 +79,6 @@ def measure(
         })
     shutil.rmtree(work_dir, ignore_errors=True)
     return rows, meta
-
-
-def write_rows(path: str | Path, columns: Sequence[str], rows: Sequence[dict[str, Any]],
-               meta: dict[str, Any] | None = None) -> None:
-    """Write ``rows`` as CSV (``columns`` only; None as empty) under ``# key: value`` metadata
-    lines, atomically."""
-    from .profile import write_atomic
-
-    buffer = io.StringIO()
-    for key, value in (meta or {}).items():
-        buffer.write(f"# {key}: {value}\n")
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: "" if r.get(k) is None else r[k] for k in columns} for r in rows)
-    write_atomic(str(path), buffer.getvalue())
 
 
 def predict_or_none(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:

@@ -1,10 +1,15 @@
-"""Time ONNX models with ONNX Runtime: the part of profiling that runs on the device.
+"""The device agent: time ONNX models with ONNX Runtime, on the device.
 
-This file needs only Python 3.8+, numpy and onnxruntime (no torch, no evit-nas install),
-so it can be copied to a phone (Termux), a Raspberry Pi or a Jetson and run there::
+A stand-alone script, imported by no module: it needs only Python 3.8+, numpy,
+onnxruntime and ``records.py`` (the project's file formats, standard library only), which
+every bundle carries beside it; no torch, no evit-nas install. So a bundle folder can be
+copied to a phone (Termux), a Raspberry Pi or a Jetson and run there::
 
     python3 profile.py run BUNDLE_DIR --threads 1 -o results.csv
     python3 profile.py info --threads 1
+
+On the workstation, ``evit-nas profile`` runs this same script, as a process, over SSH or
+locally.
 
 A bundle is a folder of ONNX files and a ``manifest.json`` (written by ``evit-nas
 profile --export-only`` on a workstation). The results file is a CSV with one row per
@@ -22,17 +27,22 @@ per entry the median and the 10th/90th percentiles of the single-run times.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import json
 import os
 import platform
 import sys
 import time
 
+try:  # in a bundle: the copy beside this script
+    from records import RecordError, cpu_model, format_csv, parse_csv, read_manifest, write_atomic
+except ImportError:  # in a source checkout
+    from search_space.records import RecordError, cpu_model, format_csv, parse_csv, read_manifest, write_atomic
+
 FORMAT = "evit-nas-results"
 RESULT_COLUMNS = ["id", "median_ms", "p10_ms", "p90_ms", "runs", "ref_ms"]
+#: when stderr is not a terminal (a log file, CI, SSH), one progress line at most this often
+LOG_EVERY_S = 10.0
 
 
 class ProfileError(Exception):
@@ -49,20 +59,6 @@ def _ort():
             "if pip has no wheel), then run again"
         ) from None
     return onnxruntime
-
-
-def cpu_model() -> str:
-    """The CPU's model name, as precisely as the OS tells it."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-        for field in ("model name", "Hardware", "Model", "cpu model", "Processor"):
-            for line in text.splitlines():
-                if line.split(":")[0].strip() == field and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_info(device: str, threads: int) -> dict:
@@ -167,68 +163,6 @@ def time_models(paths: list, threads: int, warmup: int = 3, repeats: int = 20, m
     return [summarise(t.times) for t in timers]
 
 
-# --------------------------------------------------------------- results files
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def format_csv(meta: dict, columns: list, rows: list) -> str:
-    """CSV text with ``# key: json-value`` metadata lines on top."""
-    out = io.StringIO()
-    for key, value in meta.items():
-        out.write(f"# {key}: {json.dumps(value)}\n")
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
-    return out.getvalue()
-
-
-def parse_csv(text: str, origin: str) -> tuple:
-    """Inverse of :func:`format_csv`: (metadata dict, list of row dicts of strings)."""
-    meta, body = {}, []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.startswith("#"):
-            key, sep, value = line[1:].partition(":")
-            if not sep:
-                raise ProfileError(f"{origin}, line {number}: a metadata line must read '# key: value'")
-            try:
-                meta[key.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                raise ProfileError(f"{origin}, line {number}: unreadable metadata value {value.strip()!r}") from None
-        elif line.strip():
-            body.append(line)
-    rows = list(csv.DictReader(body))
-    return meta, rows
-
-
-def read_manifest(bundle: str) -> dict:
-    path = os.path.join(bundle, "manifest.json")
-    if not os.path.isfile(path):
-        raise ProfileError(f"{bundle} is not a bundle: no manifest.json (export one with `evit-nas profile --export-only`)")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            manifest = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise ProfileError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); export the bundle again") from None
-    if manifest.get("format") != "evit-nas-bundle" or not isinstance(manifest.get("entries"), list):
-        raise ProfileError(f"{path}: not an evit-nas bundle manifest; export the bundle again")
-    for entry in manifest["entries"] + ([manifest["reference"]] if manifest.get("reference") else []):
-        if not os.path.isfile(os.path.join(bundle, entry["file"])):
-            raise ProfileError(f"{bundle}: {entry['file']} is missing; copy the whole bundle folder again")
-    return manifest
-
-
 def run_bundle(
     bundle: str,
     output: str,
@@ -285,12 +219,24 @@ def run_bundle(
             progress(len(done), total, time.monotonic() - start, first + len(batch), len(todo))
 
 
-def _print_progress(done: int, total: int, elapsed: float, new_done: int, new_total: int) -> None:
-    eta = elapsed / new_done * (new_total - new_done) if new_done else 0.0
-    sys.stderr.write(f"\r{done}/{total} timed, {elapsed:.0f} s elapsed, about {eta:.0f} s left   ")
-    sys.stderr.flush()
-    if done == total:
-        sys.stderr.write("\n")
+class _Progress:
+    """Progress on stderr: one line rewritten in place on a terminal; elsewhere (a log, CI,
+    a pipe over SSH) a plain line at most every LOG_EVERY_S seconds, and the last one."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, elapsed: float, new_done: int, new_total: int) -> None:
+        eta = elapsed / new_done * (new_total - new_done) if new_done else 0.0
+        text = f"{done}/{total} timed, {elapsed:.0f} s elapsed, about {eta:.0f} s left"
+        if self.tty:
+            self.stream.write(f"\r{text}   " + ("\n" if done == total else ""))
+        elif done == total or time.monotonic() - self.last >= LOG_EVERY_S:
+            self.stream.write(text + "\n")
+            self.last = time.monotonic()
+        self.stream.flush()
 
 
 def main(argv=None) -> int:
@@ -306,6 +252,7 @@ def main(argv=None) -> int:
     run.add_argument("--threads", type=int, default=1, help="intra-op threads (default: 1)")
     run.add_argument("--warmup", type=int, default=3, help="untimed visits per model (default: 3)")
     run.add_argument("--repeats", type=int, default=20, help="timed visits per model (default: 20)")
+    run.add_argument("--chunk", type=int, default=12, help="models timed together, interleaved (default: 12)")
     info = sub.add_parser("info", help="print this device's metadata as JSON")
     info.add_argument("--device", default=platform.node() or "device")
     info.add_argument("--threads", type=int, default=1)
@@ -314,11 +261,11 @@ def main(argv=None) -> int:
         if args.command == "info":
             print(json.dumps(device_info(args.device, args.threads), indent=2))
             return 0
-        if args.threads < 1 or args.repeats < 1 or args.warmup < 0:
-            raise ProfileError("--threads and --repeats must be >= 1 and --warmup >= 0")
-        run_bundle(args.bundle, args.output, args.device, args.threads, args.warmup, args.repeats,
-                   progress=_print_progress)
-    except ProfileError as exc:
+        if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.chunk < 1:
+            raise ProfileError("--threads, --repeats and --chunk must be >= 1 and --warmup >= 0")
+        run_bundle(args.bundle, args.output, args.device, args.threads, args.warmup, args.repeats, args.chunk,
+                   progress=_Progress())
+    except (ProfileError, RecordError) as exc:
         print(f"profile.py: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -18,7 +18,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .profile import ProfileError, write_atomic
+from search_space.records import write_atomic
+
+from .bundle import ProfileError
 
 __all__ = ["RemoteError", "SSHTarget", "check_remote", "run_remote"]
 
@@ -126,6 +128,7 @@ def run_remote(
     bundle_dir: str | Path,
     manifest: dict,
     output: str | Path,
+    *,
     device: str,
     threads: int,
     warmup: int,
@@ -157,7 +160,7 @@ def run_remote(
     finally:
         fetched = _ssh(target, f'cat "{remote_dir}/results.csv" 2>/dev/null')
         if fetched.returncode == 0 and fetched.stdout:
-            write_atomic(str(output), fetched.stdout.decode())
+            write_atomic(output, fetched.stdout.decode())
     if result.returncode != 0:
         raise RemoteError(
             f"the timing on {target.host} stopped (exit code {result.returncode}); what was measured is in {output}, "

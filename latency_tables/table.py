@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from search_space.blocks import BLOCK_KINDS, BlockKey, check_resolution, network_blocks
-from search_space.spec import ArchSpec
-
-from .profile import format_csv, parse_csv, write_atomic
+from search_space.blocks import BLOCK_KINDS, BlockKey, network_blocks
+from search_space.errors import EvitNasError
+from search_space.records import format_csv, parse_csv, write_atomic
+from search_space.spec import ArchSpec, check_resolution
 
 __all__ = ["TABLE_FORMAT", "FEATURES", "TableError", "MissingBlocksError", "LatencyTable", "Calibration",
            "fit_calibration", "features"]
@@ -49,7 +49,7 @@ STAT_COLUMNS = ["median_ms", "p10_ms", "p90_ms", "runs", "raw_median_ms", "ref_m
 REQUIRED_META = ("format", "version", "device", "cpu", "arch", "onnxruntime", "threads", "resolution", "date")
 
 
-class TableError(ValueError):
+class TableError(EvitNasError, ValueError):
     """A latency table that is unreadable or does not fit the request; says what to do."""
 
 
@@ -247,7 +247,7 @@ class LatencyTable:
         meta = {"format": TABLE_FORMAT, **{k: v for k, v in self.meta.items() if k not in ("format", "calibration_networks")},
                 "calibration": self.calibration.to_dict(), "calibration_networks": self.meta.get("calibration_networks", [])}
         rows = [{**_key_to_row(key), **{c: f"{v:.6g}" for c, v in stats.items()}} for key, stats in sorted(self.rows.items())]
-        write_atomic(str(path), format_csv(meta, KEY_COLUMNS + STAT_COLUMNS, rows))
+        write_atomic(path, format_csv(meta, KEY_COLUMNS + STAT_COLUMNS, rows))
 
     # ------------------------------------------------------------ checks
     @property

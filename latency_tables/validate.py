@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from search_space import ArchSpec, SearchSpace
-from search_space.zoo import model_spec
+from search_space.records import atomic_path, write_csv as write_records
+from search_space.registry import model_spec
 
+from .measure import measure
 from .table import LatencyTable
 
 __all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
@@ -56,12 +58,12 @@ def held_out_networks(space: SearchSpace, table: LatencyTable, samples: int, see
 def measure_and_compare(
     table: LatencyTable,
     networks: Sequence[tuple[str, ArchSpec]],
+    *,
     work_dir: str | Path,
     warmup: int = 3,
     repeats: int = 20,
     remote: Any = None,
     export_progress: Any = None,
-    time_progress: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Time ``networks`` end to end on the table's device and pair each with its prediction.
 
@@ -71,12 +73,11 @@ def measure_and_compare(
     Returns:
         (one row per network, the timing's metadata).
     """
-    from .measure import measure
-
     for _, spec in networks:
         table.predict_ms(spec)  # a missing block fails here, before any timing
-    rows, meta = measure(networks, table.resolution, work_dir, table.meta["device"], int(table.meta["threads"]),
-                         warmup, repeats, remote, table, export_progress=export_progress, time_progress=time_progress)
+    rows, meta = measure(networks, table.resolution, work_dir=work_dir, device=table.meta["device"],
+                         threads=int(table.meta["threads"]), warmup=warmup, repeats=repeats, remote=remote, table=table,
+                         export_progress=export_progress)
     keep = ("name", "summary", "macs", "predicted_ms", "measured_ms", "raw_measured_ms", "p10_ms", "p90_ms")
     return [{k: r[k] for k in keep} for r in rows], meta
 
@@ -161,10 +162,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Summary]:
 
 
 def write_csv(path: str | Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    from .measure import write_rows
-
-    write_rows(path, CSV_COLUMNS, [{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
-               meta)
+    write_records(path, CSV_COLUMNS, [{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+                  meta)
 
 
 def write_plot(path: str | Path, rows: list[dict[str, Any]], summaries: dict[str, Summary], title: str) -> None:
@@ -197,7 +196,6 @@ def write_plot(path: str | Path, rows: list[dict[str, Any]], summaries: dict[str
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    tmp.replace(path)

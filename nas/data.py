@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from search_space.errors import EvitNasError
+
 __all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "SyntheticDataset",
            "CITYSCAPES_CLASSES", "SYNTHETIC_CLASSES", "open_dataset"]
 
@@ -39,7 +41,7 @@ for _label, _train in _CITYSCAPES_TRAIN_IDS.items():
     _CITYSCAPES_LUT[_label] = _train
 
 
-class DatasetError(ValueError):
+class DatasetError(EvitNasError, ValueError):
     """A dataset folder that cannot be used; the message says what is wrong and expected."""
 
 

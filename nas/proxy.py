@@ -28,7 +28,7 @@ from torch import nn
 
 from search_space import ArchSpec, build_model
 
-from .cost import count_macs, count_params
+from search_space.cost import count_macs, count_params
 
 __all__ = ["PROXIES", "CapacityProxy", "NaswotProxy", "Proxy", "SynflowProxy", "make_proxy"]
 

@@ -17,6 +17,8 @@ study directly so that every sampler sees every worker's trials.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import random
 import socket
@@ -24,7 +26,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,16 @@ from optuna.trial import TrialState
 
 from latency_tables.table import LatencyTable
 from search_space import ArchSpec, SearchSpace
-
 from search_space.blocks import network_blocks
+from search_space.cost import block_macs, block_params
+from search_space.errors import EvitNasError
+from search_space.records import package_version, write_atomic, write_csv
 
-from .cost import block_macs, block_params
 from .proxy import Proxy, make_proxy
 
-__all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "Evaluator", "open_storage", "fastest_network", "run_search",
-           "load_study", "open_study", "parse_objectives",
-           "trial_result", "front"]
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "TrialResult", "Evaluator", "open_storage", "fastest_network",
+           "run_search", "load_study", "open_study", "parse_objectives", "trial_result", "front", "default_study_name",
+           "export_front"]
 
 #: objective name -> direction
 OBJECTIVES = {"proxy": "maximize", "latency": "minimize", "macs": "minimize", "params": "minimize"}
@@ -51,12 +53,16 @@ SAMPLERS: dict[str, Callable[[int | None], optuna.samplers.BaseSampler]] = {
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
 }
 DEFAULT_JOURNAL = "evit-nas.journal"
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+#: columns of an exported front's front.csv
+FRONT_COLUMNS = ("trial", "latency_ms", "macs", "params", "proxy", "proxy_name", "spec_file", "onnx_file", "summary")
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+def _worker() -> str:
+    """``host:pid`` of this process (asked each time: a forked worker has its own pid)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class SearchError(ValueError):
+class SearchError(EvitNasError, ValueError):
     """A search request that cannot run; the message says what to change."""
 
 
@@ -110,6 +116,38 @@ def _has(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+@dataclass(frozen=True)
+class TrialResult:
+    """What a trial scored, stored as the trial's ``result`` attribute (as a plain dict).
+
+    Attributes:
+        spec: the network, as ArchSpec JSON data (see :attr:`arch`).
+        latency_ms: predicted latency on the table's device (ms, batch 1).
+        macs: fvcore MACs at the table's resolution.
+        params: trainable parameters.
+        proxy: the accuracy proxy's score (higher is better).
+        proxy_name: which proxy.
+    """
+
+    spec: dict[str, Any]
+    latency_ms: float
+    macs: int
+    params: int
+    proxy: float
+    proxy_name: str
+
+    @property
+    def arch(self) -> ArchSpec:
+        return ArchSpec.from_dict(self.spec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrialResult:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
 @dataclass
 class Evaluator:
     """Scores a network from cached numbers; only the proxy may run the network."""
@@ -117,17 +155,17 @@ class Evaluator:
     table: LatencyTable
     proxy: Proxy
 
-    def __call__(self, spec: ArchSpec) -> dict[str, Any]:
+    def __call__(self, spec: ArchSpec) -> TrialResult:
         blocks = network_blocks(spec, self.table.resolution)  # once; every score is a sum over it
         keys = [key for _, key in blocks]
-        return {
-            "spec": spec.to_dict(),
-            "latency_ms": self.table.predict_blocks(keys),
-            "macs": sum(block_macs(key) for key in keys),
-            "params": sum(block_params(slot.key) for slot, _ in blocks),
-            "proxy": self.proxy(spec),
-            "proxy_name": self.proxy.name,
-        }
+        return TrialResult(
+            spec=spec.to_dict(),
+            latency_ms=self.table.predict_blocks(keys),
+            macs=sum(block_macs(key) for key in keys),
+            params=sum(block_params(slot.key) for slot, _ in blocks),
+            proxy=self.proxy(spec),
+            proxy_name=self.proxy.name,
+        )
 
 
 def fastest_network(space: SearchSpace, table: LatencyTable) -> tuple[ArchSpec, float]:
@@ -154,14 +192,15 @@ def fastest_network(space: SearchSpace, table: LatencyTable) -> tuple[ArchSpec, 
     return space.decide(lambda n, _c: values[n]), best
 
 
-def trial_result(trial: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+def trial_result(trial: optuna.trial.FrozenTrial) -> TrialResult | None:
     """The scores a trial stored (None for a trial that never finished)."""
-    return trial.user_attrs.get("result")
+    data = trial.user_attrs.get("result")
+    return None if data is None else TrialResult.from_dict(data)
 
 
 def front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The feasible Pareto front, sorted by predicted latency."""
-    return sorted(study.best_trials, key=lambda t: trial_result(t)["latency_ms"])
+    return sorted(study.best_trials, key=lambda t: trial_result(t).latency_ms)
 
 
 def _fail_dead_local_workers(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
@@ -189,10 +228,6 @@ def _alive(pid: int) -> bool:
 
 def _study_attrs(table: LatencyTable, space: SearchSpace, budget_ms: float, objectives: list[str], proxy: str,
                  sampler: str, seed: int | None, table_path: str) -> dict[str, Any]:
-    try:
-        version = metadata.version("evit-nas")
-    except metadata.PackageNotFoundError:
-        version = "unknown"
     return {
         "objectives": objectives,
         "budget_ms": budget_ms,
@@ -204,7 +239,7 @@ def _study_attrs(table: LatencyTable, space: SearchSpace, budget_ms: float, obje
                                                         "resolution", "date", "space_fingerprint")},
         "space": space.to_dict(),
         "space_fingerprint": space.fingerprint(),
-        "package_version": version,
+        "package_version": package_version(),
     }
 
 
@@ -244,6 +279,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, attrs: dict[str,
 def run_search(
     table: LatencyTable,
     space: SearchSpace,
+    *,
     budget_ms: float,
     trials: int,
     objectives: Sequence[str] = ("proxy", "latency"),
@@ -286,20 +322,32 @@ def run_search(
     store = open_storage(storage)
     attrs = _study_attrs(table, space, float(budget_ms), objectives, proxy, sampler, seed, table_path)
     sampler_obj = SAMPLERS[sampler](seed)
-    study = open_study(store, study_name, attrs, sampler_obj)
     evaluate = Evaluator(table, proxy_obj)
-    if isinstance(store, optuna.storages.JournalStorage):
-        _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, sampler_obj, progress)
-    else:
-        _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, progress)
+    with _optuna_quiet():  # Optuna logs every trial at INFO: thousands of lines
+        study = open_study(store, study_name, attrs, sampler_obj)
+        if isinstance(store, optuna.storages.JournalStorage):
+            _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, sampler_obj, progress)
+        else:
+            _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, progress)
     return study
 
 
+@contextlib.contextmanager
+def _optuna_quiet():
+    """Optuna's logging at WARNING for the duration (restored after)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def _score_trial(trial: optuna.Trial, space: SearchSpace, evaluate: Evaluator, budget_ms: float,
-                 objectives: Sequence[str]) -> tuple[dict[str, Any], list[float]]:
+                 objectives: Sequence[str]) -> tuple[TrialResult, list[float]]:
     result = evaluate(space.suggest(trial))
-    trial.set_user_attr("result", result)
-    trial.set_constraint("latency_budget_ms", result["latency_ms"] - budget_ms)
+    trial.set_user_attr("result", result.to_dict())
+    trial.set_constraint("latency_budget_ms", result.latency_ms - budget_ms)
     return result, [_objective_value(result, o) for o in objectives]
 
 
@@ -310,7 +358,8 @@ def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, 
     path writes one record per parameter; here a trial costs one. A killed process loses at
     most the trial it was scoring, and leaves nothing half-written or RUNNING behind."""
     mirror = optuna.create_study(directions=study.directions, sampler=sampler)
-    run_id = f"{WORKER}:{uuid.uuid4().hex[:8]}"
+    worker = _worker()
+    run_id = f"{worker}:{uuid.uuid4().hex[:8]}"
     seen = 0
 
     def sync() -> int:
@@ -335,7 +384,7 @@ def _run_mirrored(study, store, space, evaluate, budget_ms, trials, objectives, 
             break
         study.add_trial(optuna.trial.create_trial(
             values=done.values, params=done.params, distributions=done.distributions,
-            user_attrs={**done.user_attrs, "worker": WORKER, "run": run_id}, system_attrs=done.system_attrs))
+            user_attrs={**done.user_attrs, "worker": worker, "run": run_id}, system_attrs=done.system_attrs))
         complete = sync()
         if progress is not None and (time.monotonic() - last_report > 1.0 or complete >= trials):
             progress(complete, trials, *_front_stats(study))
@@ -358,7 +407,7 @@ def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, pr
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL)
             break
-        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr("worker", _worker())
         _, values = _score_trial(trial, space, evaluate, budget_ms, objectives)
         study.tell(trial, values)
         if progress is not None and (time.monotonic() - last_report > 1.0 or len(earlier) + 1 >= trials):
@@ -367,14 +416,44 @@ def _run_shared(study, store, space, evaluate, budget_ms, trials, objectives, pr
             last_report = time.monotonic()
 
 
-def _objective_value(result: dict[str, Any], objective: str) -> float:
-    return float(result["latency_ms" if objective == "latency" else objective])
+def _objective_value(result: TrialResult, objective: str) -> float:
+    return float(getattr(result, "latency_ms" if objective == "latency" else objective))
 
 
 def _front_stats(study: optuna.Study) -> tuple[int, int]:
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    feasible = sum(1 for t in trials if (trial_result(t) or {}).get("latency_ms", 1e30) <= study.user_attrs["budget_ms"])
+    feasible = sum(1 for t in trials if t.user_attrs.get("result", {}).get("latency_ms", 1e30) <= study.user_attrs["budget_ms"])
     return feasible, len(study.best_trials)
+
+
+def default_study_name(table_path: str | Path, budget_ms: float, objectives: str, proxy: str, sampler: str,
+                       seed: int | None) -> str:
+    """The study name a search gets when none is given: its table and settings."""
+    return (f"{Path(table_path).stem}-budget{budget_ms:g}ms-{objectives.replace(',', '-')}-{proxy}-{sampler}"
+            f"-seed{seed}")
+
+
+def export_front(study: optuna.Study, directory: str | Path, onnx: bool = True) -> list[dict[str, Any]]:
+    """Write the feasible front to ``directory``: ``front.csv`` and, per network,
+    ``trialNNNNN.json`` (its ArchSpec) and ``trialNNNNN.onnx`` (at the table's resolution,
+    unless ``onnx`` is False). Returns the rows of ``front.csv``."""
+    from search_space.cost import export_onnx
+    from search_space.model import build_model
+
+    out = Path(directory)
+    resolution = tuple(study.user_attrs["table_meta"]["resolution"])
+    rows = []
+    for trial in front(study):
+        result = trial_result(trial)
+        spec, stem = result.arch, f"trial{trial.number:05d}"
+        write_atomic(out / f"{stem}.json", spec.to_json() + "\n")
+        if onnx:
+            export_onnx(build_model(spec), (1, 3, *resolution), out / f"{stem}.onnx")
+        rows.append({"trial": trial.number, "latency_ms": f"{result.latency_ms:.6g}", "macs": result.macs,
+                     "params": result.params, "proxy": f"{result.proxy:.6g}", "proxy_name": result.proxy_name,
+                     "spec_file": f"{stem}.json", "onnx_file": f"{stem}.onnx" if onnx else "", "summary": spec.summary()})
+    write_csv(out / "front.csv", FRONT_COLUMNS, rows)
+    return rows
 
 
 def load_study(storage: str | None, name: str) -> optuna.Study:

@@ -8,21 +8,24 @@ curve of an uninterrupted one. CPU by default; ``device="cuda"`` (or "auto") use
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_space.errors import EvitNasError
+from search_space.records import atomic_path
+
 from .data import IGNORE_INDEX
 
 __all__ = ["Recipe", "augment", "confusion_matrix", "miou", "evaluate", "train", "TrainError"]
 
 
-class TrainError(ValueError):
+class TrainError(EvitNasError, ValueError):
     """A training request that cannot run (say, a checkpoint of another recipe)."""
 
 
@@ -132,8 +135,10 @@ def _device(name: str) -> str:
 
 
 def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path | None = None,
-          device: str = "cpu", progress: bool = True) -> list[dict[str, float]]:
+          device: str = "cpu", progress: Callable[..., None] | None = None) -> list[dict[str, float]]:
     """Train ``model`` on ``dataset`` with ``recipe``; resume from ``checkpoint`` if it exists.
+
+    ``progress``, if given, is called after each step with ``(step, steps, loss=...)``.
 
     Returns:
         The loss history, one entry per step: ``{"step", "loss", "lr"}``.
@@ -154,11 +159,6 @@ def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["step"]), list(state["history"])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=recipe.steps, initial=start, desc="train", unit="step", dynamic_ncols=True)
     model.train()
     for step in range(start, recipe.steps):
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
@@ -175,19 +175,14 @@ def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path
         loss.backward()
         optimizer.step()
         history.append({"step": step, "loss": float(loss.detach()), "lr": lr})
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", refresh=False)
+        if progress:
+            progress(step + 1, recipe.steps, loss=f"{history[-1]['loss']:.3f}")
         if path is not None and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps):
             _save(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
                          "history": history, "recipe": recipe.to_dict()})
-    if bar is not None:
-        bar.close()
     return history
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)

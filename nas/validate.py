@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import math
 import re
@@ -40,19 +39,23 @@ from typing import Any, NamedTuple
 import optuna
 import torch
 
-from search_space import ArchSpec
-from search_space.network import NetworkSpec, build_network
-from search_space.zoo import model_spec
+from search_space.cost import count_macs, count_params
+from search_space.create import build_network
+from search_space.errors import EvitNasError
+from search_space.network import NetworkSpec
+from search_space.records import cpu_model, write_csv
+from search_space.registry import model_spec
 
-from .cost import count_macs, count_params
 from .data import open_dataset
 from .search import front, trial_result
 from .train import Recipe, _device, evaluate, train
 
 __all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries",
-           "open_datasets", "validate", "read_results", "safe_name", "attribute_name"]
+           "open_datasets", "validate", "read_results", "safe_name", "attribute_name", "training_resolution", "TRAIN_RESOLUTION"]
 
 REFERENCE = "efficientvit_seg_b0"
+#: brief-training resolution when neither the command nor a study gives one
+TRAIN_RESOLUTION = {"synthetic": (128, 256), "cityscapes": (512, 1024), "ade20k": (512, 512)}
 #: results.csv columns, in order
 COLUMNS = ("network", "trial", "spec", "latency_ms", "macs", "params", "miou", "pixel_accuracy", "per_class_iou",
            "steps", "batch_size", "seed", "dataset", "resolution", "recipe", "train_s", "train_images_per_s",
@@ -61,7 +64,7 @@ _INT = {"trial", "macs", "params", "steps", "batch_size", "seed", "resumed_at_st
 _FLOAT = {"latency_ms", "miou", "pixel_accuracy", "train_s", "train_images_per_s", "eval_s"}
 
 
-class ValidateError(ValueError):
+class ValidateError(EvitNasError, ValueError):
     """A validation request that cannot run; the message says what to change."""
 
 
@@ -86,6 +89,21 @@ def default_recipe(dataset: str, resolution: Sequence[int], steps: int = 400, ba
                   checkpoint_every=max(1, min(50, steps // 10)), **extra)
 
 
+def training_resolution(dataset: str, given: Sequence[int] | None = None,
+                        study: optuna.Study | None = None) -> tuple[int, int]:
+    """The brief-training crop for ``dataset`` (``synthetic``, ``cityscapes:PATH``, ...):
+    ``given`` if any; else, on real data, the resolution of the study's latency table; else
+    :data:`TRAIN_RESOLUTION`. The procedural task scales with the image, so it stays at
+    128x256 whatever the table."""
+    if given:
+        return (int(given[0]), int(given[1]))
+    kind = dataset.partition(":")[0]
+    table_resolution = study.user_attrs.get("table_meta", {}).get("resolution") if study is not None else None
+    if kind != "synthetic" and table_resolution:
+        return (int(table_resolution[0]), int(table_resolution[1]))
+    return TRAIN_RESOLUTION.get(kind, TRAIN_RESOLUTION["synthetic"])
+
+
 def pick_front(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
     """``k`` distinct networks of the feasible Pareto front, spread along the latency axis:
     the fastest and the slowest (for ``k >= 2``) and the rest evenly spaced by latency rank;
@@ -98,7 +116,7 @@ def pick_front(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
         raise ValidateError(f"--top-k must be at least 1, got {k}")
     members, seen = [], set()
     for trial in front(study):  # sorted by latency; a spec sampled twice counts once
-        spec = json.dumps(trial_result(trial)["spec"], sort_keys=True)
+        spec = json.dumps(trial_result(trial).spec, sort_keys=True)
         if spec not in seen:
             seen.add(spec)
             members.append(trial)
@@ -119,8 +137,8 @@ def pick_front(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 def front_entries(study: optuna.Study, k: int) -> list[Entry]:
     """:func:`pick_front` as entries named ``trialNNNNN``."""
-    return [Entry(f"trial{t.number:05d}", ArchSpec.from_dict(trial_result(t)["spec"]), t.number,
-                  trial_result(t)["latency_ms"]) for t in pick_front(study, k)]
+    return [Entry(f"trial{t.number:05d}", trial_result(t).arch, t.number, trial_result(t).latency_ms)
+            for t in pick_front(study, k)]
 
 
 def open_datasets(name: str, resolution: Sequence[int]) -> tuple[Any, Any]:
@@ -161,22 +179,9 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _write_results(path: Path, rows: list[dict[str, Any]]) -> None:
-    from latency_tables.profile import write_atomic
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
-    write_atomic(str(path), buffer.getvalue())
-
-
 def _device_name(device: str) -> str:
     if device.startswith("cuda"):
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    from latency_tables.profile import cpu_model
-
     return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
 
 
@@ -193,13 +198,14 @@ def validate(
     entries: Sequence[Entry],
     train_set: Any,
     val_set: Any,
+    *,
     dataset: str,
     recipe: Recipe,
     work_dir: str | Path,
     device: str = "cpu",
     study: optuna.Study | None = None,
     reference: bool = True,
-    progress: bool = True,
+    progress: Callable[..., None] | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Train and evaluate each entry (and B0 unless ``reference=False``) with ``recipe``.
@@ -242,7 +248,7 @@ def validate(
         else:
             row = _train_one(entry, key, train_set, val_set, dataset, recipe, resolution, work_dir, device, progress)
             rows.append(row)
-            _write_results(results, rows)
+            write_csv(results, COLUMNS, rows)
             speed = "" if row["train_images_per_s"] is None else f", {row['train_images_per_s']:.1f} images/s"
             resumed = f", resumed at step {row['resumed_at_step']}" if row["resumed_at_step"] else ""
             log(f"[{number}/{len(todo)}] {entry.name}: mIoU {row['miou']:.1f}% "
@@ -265,12 +271,13 @@ def attribute_name(entry: Entry) -> str:
 
 
 def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
-               resolution: str, work_dir: Path, device: str, progress: bool) -> dict[str, Any]:
+               resolution: str, work_dir: Path, device: str, progress: Callable[..., None] | None) -> dict[str, Any]:
     digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
     checkpoint = work_dir / "checkpoints" / f"{safe_name(entry.name)}-{digest}.pt"
     start = _checkpoint_step(checkpoint)
-    torch.manual_seed(recipe.seed)
-    model = build_network(entry.spec)
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
+        torch.manual_seed(recipe.seed)
+        model = build_network(entry.spec)
     began = time.perf_counter()
     train(model, train_set, recipe, checkpoint=checkpoint, device=device, progress=progress)
     train_s = time.perf_counter() - began

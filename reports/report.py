@@ -19,7 +19,6 @@ the table or measured. Measurements are cached in ``measured.csv`` in the report
 
 from __future__ import annotations
 
-import csv
 import html
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -28,15 +27,16 @@ from typing import Any
 
 import optuna
 
-from latency_tables.bundle import package_version
-from latency_tables.measure import MEASURE_COLUMNS, measure, predict_or_none, write_rows
-from latency_tables.profile import write_atomic
+from latency_tables.measure import MEASURE_COLUMNS, measure, predict_or_none
 from latency_tables.table import LatencyTable
+from nas.proxy import make_proxy
 from nas.search import front, trial_result
-from search_space import ArchSpec
-from search_space.network import NetworkSpec, PeerSpec, network_from_dict
+from search_space.errors import EvitNasError
+from search_space.network import NetworkSpec, PeerSpec
 from search_space.peers import PEERS, published
-from search_space.zoo import DATASETS, model_datasets, model_spec
+from search_space.records import atomic_path, package_version, read_csv, write_atomic, write_csv
+from search_space.registry import model_datasets, model_spec
+from search_space.spec import DATASETS
 
 __all__ = ["SPEEDUP_PAIRS", "ReportError", "comparison_networks", "write_report"]
 
@@ -55,7 +55,7 @@ EFFICIENTVIT = tuple(f"efficientvit_seg_b{i}" for i in range(4))
 DATASET_TITLE = {"cityscapes": "Cityscapes", "ade20k": "ADE20K"}
 
 
-class ReportError(ValueError):
+class ReportError(EvitNasError, ValueError):
     """A report that cannot be made; the message says what to change."""
 
 
@@ -80,7 +80,7 @@ def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, N
     return out
 
 
-def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """(metadata, rows by name) of a report's ``measured.csv`` ({}, {} when absent).
 
     Raises:
@@ -88,13 +88,11 @@ def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tu
     """
     if not path.is_file():
         return {}, {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    meta = {k.strip(): v.strip() for k, _, v in (ln[2:].partition(":") for ln in lines if ln.startswith("# "))}
-    if (meta.get("device"), meta.get("resolution"), meta.get("threads")) != (device, resolution, str(threads)):
+    meta, rows = read_csv(path)
+    if (meta.get("device"), meta.get("resolution"), meta.get("threads")) != (device, resolution, threads):
         raise ReportError(f"{path} holds measurements on {meta.get('device')} at {meta.get('resolution')} with "
                           f"{meta.get('threads')} thread(s), not {device} at {resolution} with {threads}; write this "
                           "report to another -o folder (or delete that file to measure again)")
-    rows = csv.DictReader(ln for ln in lines if not ln.startswith("# "))
     out = {}
     for row in rows:
         out[row["name"]] = {k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
@@ -125,15 +123,15 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
     if todo:
         log(f"measuring {len(todo)} network(s) end to end at {resolution}, {threads} thread(s) "
             f"({len(done)} reused from {path})")
-        rows, timing = measure(todo, table.resolution, out_dir / "measure.work", device, threads, warmup, repeats,
-                               remote=remote, table=table, export_progress=progress and progress("export"),
-                               time_progress=progress and progress("time"))
+        rows, timing = measure(todo, table.resolution, work_dir=out_dir / "measure.work", device=device,
+                               threads=threads, warmup=warmup, repeats=repeats, remote=remote, table=table,
+                               export_progress=progress and progress("export"))
         done.update({r["name"]: r for r in rows})
         meta = {"device": device, "resolution": resolution, "threads": threads, "cpu": timing.get("cpu"),
                 "arch": timing.get("arch"), "onnxruntime": timing.get("onnxruntime"), "warmup": warmup,
                 "repeats": repeats, "package_version": package_version(),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        write_rows(path, MEASURE_COLUMNS, list(done.values()), meta)
+        write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
     return [done[n] for n, _ in networks], {k: str(v) for k, v in meta.items()}
 
 
@@ -146,9 +144,9 @@ def study_trials(study: optuna.Study) -> list[dict[str, Any]]:
         r = trial_result(t)
         if r is None:
             continue
-        rows.append({"trial": t.number, "latency_ms": r["latency_ms"], "proxy": r["proxy"], "macs": r["macs"],
-                     "params": r["params"], "feasible": budget is None or r["latency_ms"] <= budget,
-                     "on_front": t.number in on_front, "summary": ArchSpec.from_dict(r["spec"]).summary()})
+        rows.append({"trial": t.number, "latency_ms": r.latency_ms, "proxy": r.proxy, "macs": r.macs,
+                     "params": r.params, "feasible": budget is None or r.latency_ms <= budget,
+                     "on_front": t.number in on_front, "summary": r.arch.summary()})
     return rows
 
 
@@ -164,7 +162,7 @@ def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str
         name = value.get("network", what)
         latency, source, kind = None, "predicted", "front"
         if what.isdigit() and int(what) in trials and trial_result(trials[int(what)]):
-            latency = trial_result(trials[int(what)])["latency_ms"]
+            latency = trial_result(trials[int(what)]).latency_ms
         elif what == "reference":
             kind = "reference"
             latency = predict_or_none(table, model_spec("efficientvit_seg_b0", "cityscapes"), table.resolution)
@@ -213,9 +211,8 @@ def _plt():
 
 def _save(fig: Any, out_dir: Path, name: str) -> None:
     for suffix in ("png", "svg"):
-        tmp = out_dir / f".{name}.tmp.{suffix}"
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(out_dir / f"{name}.{suffix}")
+        with atomic_path(out_dir / f"{name}.{suffix}") as tmp:
+            fig.savefig(tmp, dpi=120, bbox_inches="tight")
     _plt().close(fig)
 
 
@@ -251,7 +248,7 @@ def figure_published_macs(out_dir: Path) -> list[dict[str, Any]]:
         ax.legend(fontsize=8)
     fig.suptitle("Published mIoU and MACs (papers and official repositories)")
     _save(fig, out_dir, "published_macs")
-    write_rows(out_dir / "published_macs.csv", ("family", "model", "dataset", "resolution_hw", "miou", "params_m",
+    write_csv(out_dir / "published_macs.csv", ("family", "model", "dataset", "resolution_hw", "miou", "params_m",
                                                 "macs_g", "latency_orin_ms", "source"), rows)
     return rows
 
@@ -276,7 +273,7 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
         ax.legend(fontsize=8)
     fig.suptitle(f"Published mIoU against latency measured on {device}")
     _save(fig, out_dir, "published_latency")
-    write_rows(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
+    write_csv(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
                                                    "p90_ms", "measured_resolution", "latency_orin_ms", "source"), rows)
     return rows
 
@@ -304,7 +301,7 @@ def figure_search(out_dir: Path, trials: list[dict[str, Any]], budget: float | N
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     _save(fig, out_dir, "search")
-    write_rows(out_dir / "search.csv", ("trial", "latency_ms", "proxy", "macs", "params", "feasible", "on_front",
+    write_csv(out_dir / "search.csv", ("trial", "latency_ms", "proxy", "macs", "params", "feasible", "on_front",
                                         "summary"), trials + [{**r, "trial": r["network"], "feasible": None}
                                                               for r in references])
 
@@ -335,7 +332,7 @@ def figure_validation(out_dir: Path, rows: list[dict[str, Any]]) -> None:
         ax.text(0.5, 0.5, "no validated networks yet:\nrun evit-nas validate --study ...", ha="center", va="center",
                 transform=ax.transAxes)
     _save(fig, out_dir, "validation")
-    write_rows(out_dir / "validation.csv", ("network", "kind", "latency_ms", "latency_source", "miou", "dataset",
+    write_csv(out_dir / "validation.csv", ("network", "kind", "latency_ms", "latency_source", "miou", "dataset",
                                             "steps", "batch_size", "resolution", "seed"), rows)
 
 
@@ -362,7 +359,7 @@ def figure_predictor(out_dir: Path, rows: list[dict[str, Any]]) -> dict[str, Any
            title=f"Latency table accuracy: MAPE {stats['mape_pct']}% over {stats['networks']} networks")
     ax.grid(alpha=0.3)
     _save(fig, out_dir, "latency_predictor")
-    write_rows(out_dir / "latency_predictor.csv", ("name", "summary", "predicted_ms", "measured_ms", "p10_ms", "p90_ms"),
+    write_csv(out_dir / "latency_predictor.csv", ("name", "summary", "predicted_ms", "measured_ms", "p10_ms", "p90_ms"),
                pts)
     return stats
 
@@ -395,11 +392,11 @@ their sources; latencies say whether they are predicted by the latency table or 
 </body></html>
 """
     path = out_dir / "index.html"
-    write_atomic(str(path), page)
+    write_atomic(path, page)
     return path
 
 
-def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, warmup: int = 2, repeats: int = 10,
+def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, *, warmup: int = 2, repeats: int = 10,
                  compare: Sequence[str] | None = None, remote: Any = None,
                  progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
@@ -407,8 +404,6 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     ``compare`` limits the measured comparison networks (default: B0-B3 and every peer);
     ``remote`` (a ``latency_tables.remote.SSHTarget``) measures on the table's device over SSH.
     """
-    from nas.proxy import make_proxy
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = study.user_attrs
@@ -422,7 +417,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
         raise ReportError(f"study {study.study_name!r} has no completed trials; run evit-nas search first")
     resolution = "x".join(map(str, table.resolution))
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    validated_front = [(f"trial{int(k.split(':')[1]):05d}", network_from_dict(trial_result(by_number[int(k.split(':')[1])])["spec"]))
+    validated_front = [(f"trial{int(k.split(':')[1]):05d}", trial_result(by_number[int(k.split(':')[1])]).arch)
                        for k in sorted(attrs) if k.startswith("validation:") and k.split(":")[1].isdigit()
                        and int(k.split(":")[1]) in by_number]
     networks = comparison_networks(compare) + validated_front
@@ -434,7 +429,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     proxy_name = attrs.get("proxy", "params")
     proxy = make_proxy(proxy_name, table.resolution)
     references = []
-    space_classes = ArchSpec.from_dict(trial_result(by_number[trials[0]["trial"]])["spec"]).num_classes
+    space_classes = trial_result(by_number[trials[0]["trial"]]).arch.num_classes
     for name in EFFICIENTVIT:
         spec = model_spec(name, "cityscapes").replace(num_classes=space_classes)
         latency = predict_or_none(table, spec, table.resolution)
@@ -445,7 +440,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     figure_validation(out_dir, validation)
     predictor = figure_predictor(out_dir, [r for r in rows if r["kind"] == "efficientvit"])
     ratios = speedups(measured)
-    write_rows(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
+    write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
             "arch": table.meta.get("arch"), "threads": table.meta.get("threads"), "resolution": resolution,
             "table": f"{attrs.get('table')} (onnxruntime {table.meta.get('onnxruntime')}, {table.meta.get('date')})",

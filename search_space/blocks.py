@@ -1,9 +1,11 @@
-"""BlockKey: a network's building block as plain data, and the one constructor of blocks.
+"""BlockKey: a network's building block as plain data, and where each block sits.
 
 A block's MACs, parameters and latency depend only on its BlockKey, so they are measured
 once per key and a network's cost is a sum over its keys. Every leaf block of a network is
-built by :func:`build_block` (``build_model`` assembles those same modules), so a block
-measured alone is exactly the module that runs inside the network.
+built from its key by ``model.build_block`` (``build_model`` assembles those same
+modules), so a block measured alone is exactly the module that runs inside the network.
+This module is plain data (no torch): the search, the latency tables and the command line
+use it without building anything.
 
 Kinds of block (``BlockKey.kind``):
 
@@ -22,16 +24,11 @@ import functools
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
-from torch import nn
+from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, check_resolution, from_fields
 
-from .ops import ConvLayer, DSConv, IdentityLayer, LiteMLA, MBConv, OpSequential, ResidualBlock, UpSampleLayer
-from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, from_fields
-
-__all__ = ["BlockKey", "Slot", "BLOCK_KINDS", "build_block", "layout", "network_blocks", "check_resolution"]
+__all__ = ["BlockKey", "Slot", "BLOCK_KINDS", "layout", "network_blocks"]
 
 BLOCK_KINDS = ("stem_conv", "dsconv", "mbconv", "litemla", "seg_input", "seg_output")
-#: Total downsampling of the backbone; input sizes must be multiples of it.
-MAX_STRIDE = 32
 #: The head works at stride 8 and fuses stages 4, 3, 2 (in this order, as officially).
 HEAD_STRIDE = 8
 HEAD_INPUTS = (4, 3, 2)
@@ -143,41 +140,6 @@ assert _KEY_FIELDS[3:5] == ("height", "width")
 _CANONICAL: dict[tuple, BlockKey] = {}
 
 
-def build_block(key: BlockKey) -> nn.Module:
-    """Build the module of one block (fresh weights). Its input is (N, in_channels, H, W)."""
-    c_in, c_out = key.in_channels, key.out_channels
-    if key.kind == "stem_conv":
-        return ConvLayer(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=ACT)
-    if key.kind == "dsconv":
-        block = DSConv(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=(ACT, None))
-        return ResidualBlock(block, IdentityLayer() if key.residual else None)
-    if key.kind == "mbconv":
-        block = MBConv(
-            c_in,
-            c_out,
-            key.kernel_size,
-            key.stride,
-            expand_ratio=key.expand_ratio,
-            use_bias=(True, True, False) if key.fewer_norm else False,
-            norm=(None, None, "bn2d") if key.fewer_norm else "bn2d",
-            act_func=(ACT, ACT, None),
-        )
-        return ResidualBlock(block, IdentityLayer() if key.residual else None)
-    if key.kind == "litemla":
-        return ResidualBlock(LiteMLA(c_in, c_out, dim=key.head_dim, scales=key.scales, norm="bn2d"), IdentityLayer())
-    if key.kind == "seg_input":
-        conv = ConvLayer(c_in, c_out, 1, norm="bn2d", act_func=None)
-        return conv if key.upsample == 1 else OpSequential([conv, UpSampleLayer(factor=key.upsample)])
-    # seg_output
-    ops: list[nn.Module] = []
-    width = c_in
-    if key.mid_channels:
-        ops.append(ConvLayer(c_in, key.mid_channels, 1, norm="bn2d", act_func=ACT))
-        width = key.mid_channels
-    ops.append(ConvLayer(width, c_out, 1, use_bias=True, norm=None, act_func=None))
-    return OpSequential(ops)
-
-
 class Slot(NamedTuple):
     """Where a block sits in a network: its stage, its index there, its role, its key
     (with no resolution yet), and the downsampling factor of its input."""
@@ -219,22 +181,6 @@ def layout(spec: ArchSpec) -> tuple[Slot, ...]:
     mid = 0 if spec.head_final_expand is None else hw * spec.head_final_expand
     slots.append(Slot("head", 0, "output", BlockKey("seg_output", hw, spec.num_classes, mid_channels=mid), HEAD_STRIDE))
     return tuple(slots)
-
-
-def check_resolution(resolution: Any) -> tuple[int, int]:
-    """Validate an input size (H, W): positive multiples of 32. Returns it as a tuple."""
-    try:
-        height, width = (int(v) for v in resolution)
-    except (TypeError, ValueError):
-        raise SpecError(f"resolution must be (H, W), e.g. (1024, 2048) or '1024x2048'; got {resolution!r}") from None
-    if height <= 0 or width <= 0 or height % MAX_STRIDE or width % MAX_STRIDE:
-        raise SpecError(
-            f"resolution {height}x{width}: H and W must be positive multiples of {MAX_STRIDE} "
-            f"(the backbone downsamples 32x and the head adds stages 2-4 together); "
-            f"for example {max(MAX_STRIDE, round(height / MAX_STRIDE) * MAX_STRIDE)}x"
-            f"{max(MAX_STRIDE, round(width / MAX_STRIDE) * MAX_STRIDE)}"
-        )
-    return height, width
 
 
 def network_blocks(spec: ArchSpec, resolution: Any) -> list[tuple[Slot, BlockKey]]:

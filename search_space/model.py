@@ -1,4 +1,5 @@
-"""build_model: ArchSpec -> EfficientViT segmentation network (backbone + head).
+"""build_block and build_model: BlockKey -> module, ArchSpec -> EfficientViT segmentation
+network (backbone + head), the one constructor of blocks serving both.
 
 The module tree and parameter names are those of the official implementation
 (``backbone.input_stem``, ``backbone.stages``, ``head.input_ops``, ``head.middle``,
@@ -12,11 +13,46 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from .blocks import HEAD_INPUTS, Slot, build_block, layout
-from .ops import EfficientViTBlock, OpSequential
+from .blocks import ACT, HEAD_INPUTS, BlockKey, Slot, layout
+from .ops import ConvLayer, DSConv, EfficientViTBlock, IdentityLayer, LiteMLA, MBConv, OpSequential, ResidualBlock, UpSampleLayer
 from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec
 
-__all__ = ["EfficientViTBackbone", "SegHead", "EfficientViTSeg", "build_model"]
+__all__ = ["EfficientViTBackbone", "SegHead", "EfficientViTSeg", "build_block", "build_model"]
+
+
+def build_block(key: BlockKey) -> nn.Module:
+    """Build the module of one block (fresh weights). Its input is (N, in_channels, H, W)."""
+    c_in, c_out = key.in_channels, key.out_channels
+    if key.kind == "stem_conv":
+        return ConvLayer(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=ACT)
+    if key.kind == "dsconv":
+        block = DSConv(c_in, c_out, key.kernel_size, key.stride, norm="bn2d", act_func=(ACT, None))
+        return ResidualBlock(block, IdentityLayer() if key.residual else None)
+    if key.kind == "mbconv":
+        block = MBConv(
+            c_in,
+            c_out,
+            key.kernel_size,
+            key.stride,
+            expand_ratio=key.expand_ratio,
+            use_bias=(True, True, False) if key.fewer_norm else False,
+            norm=(None, None, "bn2d") if key.fewer_norm else "bn2d",
+            act_func=(ACT, ACT, None),
+        )
+        return ResidualBlock(block, IdentityLayer() if key.residual else None)
+    if key.kind == "litemla":
+        return ResidualBlock(LiteMLA(c_in, c_out, dim=key.head_dim, scales=key.scales, norm="bn2d"), IdentityLayer())
+    if key.kind == "seg_input":
+        conv = ConvLayer(c_in, c_out, 1, norm="bn2d", act_func=None)
+        return conv if key.upsample == 1 else OpSequential([conv, UpSampleLayer(factor=key.upsample)])
+    # seg_output
+    ops: list[nn.Module] = []
+    width = c_in
+    if key.mid_channels:
+        ops.append(ConvLayer(c_in, key.mid_channels, 1, norm="bn2d", act_func=ACT))
+        width = key.mid_channels
+    ops.append(ConvLayer(width, c_out, 1, use_bias=True, norm=None, act_func=None))
+    return OpSequential(ops)
 
 
 class EfficientViTBackbone(nn.Module):
@@ -79,7 +115,7 @@ class EfficientViTSeg(nn.Module):
 def build_model(spec: ArchSpec) -> EfficientViTSeg:
     """Build the network described by ``spec`` (freshly initialised weights).
 
-    Every leaf block comes from :func:`search_space.blocks.build_block`, so the network is
+    Every leaf block comes from :func:`build_block`, so the network is
     exactly the blocks that ``SearchSpace.blocks(spec, resolution)`` lists.
     """
     by_stage: dict[str, list[tuple[Slot, nn.Module]]] = defaultdict(list)

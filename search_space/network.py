@@ -2,7 +2,7 @@
 or a peer (a :class:`PeerSpec`: SegFormer or SegNeXt, outside the search space).
 
 Both are plain records with ``to_dict``/``to_json``/``replace``/``summary``, so bundles,
-validation results and reports store either the same way; :func:`build_network` turns
+validation results and reports store either the same way; ``create.build_network`` turns
 either into a module. Peers are measured and trained like any network but never predicted
 from a latency table (their blocks are not in it).
 """
@@ -14,23 +14,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
-
-from .model import build_model
+from .registry import entries, is_peer, model_entry
 from .spec import ArchSpec, SpecError
 
-__all__ = ["NetworkSpec", "PeerSpec", "build_network", "is_peer", "network_from_dict"]
-
-
-def _peers():
-    from . import peers
-
-    return peers
-
-
-def is_peer(name: str) -> bool:
-    """Whether ``name`` is a registered peer network (``segformer_b0``, ``segnext_t``, ...)."""
-    return name in _peers().PEERS
+__all__ = ["NetworkSpec", "PeerSpec", "network_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -41,18 +28,19 @@ class PeerSpec:
     num_classes: int
 
     def __post_init__(self) -> None:
-        if not is_peer(self.name):
-            raise SpecError(f"unknown peer network {self.name!r}; peers: {', '.join(_peers().PEERS)}")
+        if not is_peer(self.name) or model_entry(self.name).name != self.name:
+            peers = ", ".join(e.name for e in entries() if e.is_peer)
+            raise SpecError(f"unknown peer network {self.name!r}; peers: {peers}")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise SpecError(f"PeerSpec.num_classes must be a positive integer, got {self.num_classes!r}")
 
     @property
     def family(self) -> str:
-        return _peers().peer_family(self.name)
+        return model_entry(self.name).family
 
     @property
     def output_stride(self) -> int:
-        return _peers().output_stride(self.name)
+        return model_entry(self.name).output_stride
 
     def replace(self, **changes: Any) -> PeerSpec:
         return dataclasses.replace(self, **changes)
@@ -75,10 +63,3 @@ def network_from_dict(data: dict[str, Any]) -> NetworkSpec:
     if "peer" in data:
         return PeerSpec(str(data["peer"]), int(data["num_classes"]))
     return ArchSpec.from_dict(data)
-
-
-def build_network(spec: NetworkSpec) -> nn.Module:
-    """A freshly initialised module for ``spec``."""
-    if isinstance(spec, PeerSpec):
-        return _peers().build_peer(spec.name, spec.num_classes)
-    return build_model(spec)

@@ -21,7 +21,7 @@ from typing import Any
 
 from .blocks import BlockKey, check_resolution, network_blocks
 from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, from_fields
-from .zoo import DATASETS
+from .spec import DATASETS
 
 __all__ = ["SearchSpace"]
 

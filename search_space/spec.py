@@ -23,15 +23,56 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES", "from_fields"]
+from .errors import EvitNasError
+
+__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES", "MAX_STRIDE", "DATASETS", "DatasetInfo",
+           "from_fields", "check_resolution"]
 
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
 #: Indices (into ``widths``/``depths``) of the stages built from EfficientViT blocks.
 ATTENTION_STAGES = (3, 4)
+#: Total downsampling of the backbone; input sizes must be multiples of it.
+MAX_STRIDE = 32
 
 
-class SpecError(ValueError):
+class SpecError(EvitNasError, ValueError):
     """An invalid ArchSpec, SearchSpace or network name; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset fixes in a network: classes, the head's final expansion, input size."""
+
+    num_classes: int
+    head_final_expand: int | None
+    resolution: tuple[int, int]
+
+
+#: The datasets with official configurations (the B series' heads differ between them).
+DATASETS: dict[str, DatasetInfo] = {
+    "cityscapes": DatasetInfo(19, 4, (1024, 2048)),
+    "ade20k": DatasetInfo(150, None, (512, 512)),
+}
+
+
+def check_resolution(resolution: Any) -> tuple[int, int]:
+    """Validate an input size (H, W): positive multiples of 32. Returns it as a tuple.
+
+    Raises:
+        SpecError: not two integers, or not positive multiples of 32 (the message suggests one).
+    """
+    try:
+        height, width = (int(v) for v in resolution)
+    except (TypeError, ValueError):
+        raise SpecError(f"resolution must be (H, W), e.g. (1024, 2048) or '1024x2048'; got {resolution!r}") from None
+    if height <= 0 or width <= 0 or height % MAX_STRIDE or width % MAX_STRIDE:
+        raise SpecError(
+            f"resolution {height}x{width}: H and W must be positive multiples of {MAX_STRIDE} "
+            f"(the backbone downsamples 32x and the head adds stages 2-4 together); "
+            f"for example {max(MAX_STRIDE, round(height / MAX_STRIDE) * MAX_STRIDE)}x"
+            f"{max(MAX_STRIDE, round(width / MAX_STRIDE) * MAX_STRIDE)}"
+        )
+    return height, width
 
 
 def from_fields(cls: type, data: Any, all_required: bool = True) -> Any:
@@ -98,7 +139,7 @@ class ArchSpec:
         SpecError: on creation, naming the field and the allowed values.
 
     Example:
-        >>> from search_space.zoo import model_spec
+        >>> from search_space.registry import model_spec
         >>> spec = model_spec("efficientvit_seg_b0")
         >>> spec.summary()
         'w8-16-32-64-128 d1-2-2-2-2 e4-4-4-4 hd16 k5 att11/11 head32x1e4f4 c19'

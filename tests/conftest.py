@@ -93,5 +93,5 @@ def tiny_table(tmp_path_factory, space):
 
     path = tmp_path_factory.mktemp("table") / "tiny_64x128_t1.csv"
     plan = plan_profile(RES, space, calibration_networks=6, seed=0)
-    profile_table(path, plan, "test-machine", threads=1, warmup=1, repeats=3)
+    profile_table(path, plan, device="test-machine", threads=1, warmup=1, repeats=3)
     return path

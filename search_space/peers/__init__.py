@@ -1,8 +1,10 @@
 """Peer segmentation networks (SegFormer, SegNeXt) re-implemented for measurement beside
 EfficientViT, and the published reference numbers of all three families.
 
-``build_peer(name, num_classes)`` returns a randomly initialised ``nn.Module`` mapping a
-(N, 3, H, W) image (H, W multiples of 32) to logits at ``output_stride(name)``: 4 for
+Each peer is registered in the model registry here, as plain data (no torch: listing
+names stays instant); ``build_peer(name, num_classes)`` imports the family's module
+(``segformer.py``, ``segnext.py``) and returns a randomly initialised ``nn.Module`` mapping
+a (N, 3, H, W) image (H, W multiples of 32) to logits at the entry's output stride: 4 for
 SegFormer, 8 for SegNeXt (callers resize). ``published()`` reads ``published.csv``, the
 papers' and official repositories' numbers, one row per model and dataset, with its source.
 """
@@ -10,56 +12,58 @@ papers' and official repositories' numbers, one row per model and dataset, with 
 from __future__ import annotations
 
 import csv
+import importlib
 import io
-from collections.abc import Callable
 from importlib import resources
+from typing import Any
 
-from torch import nn
+from ..network import PeerSpec
+from ..registry import model_entry, register_model
+from ..spec import DATASETS
 
-from .segformer import SEGFORMER_CONFIGS, build_segformer
-from .segnext import SEGNEXT_CONFIGS, build_segnext
+__all__ = ["PEERS", "build_peer", "published"]
 
-__all__ = ["PEERS", "build_peer", "output_stride", "peer_family", "published"]
-
-#: (family, output stride, builder) per peer name.
-_REGISTRY: dict[str, tuple[str, int, Callable[[str, int], nn.Module]]] = {
-    **{name: ("SegFormer", 4, build_segformer) for name in SEGFORMER_CONFIGS},
-    **{name: ("SegNeXt", 8, build_segnext) for name in SEGNEXT_CONFIGS},
+#: family -> (module building it, output stride, {name: {dataset: parameters}})
+_FAMILIES: dict[str, tuple[str, int, dict[str, dict[str, int]]]] = {
+    "SegFormer": ("segformer", 4, {
+        "segformer_b0": {"cityscapes": 3_719_027, "ade20k": 3_752_694},
+        "segformer_b1": {"cityscapes": 13_682_131, "ade20k": 13_715_798},
+        "segformer_b2": {"cityscapes": 27_361_235, "ade20k": 27_461_974},
+        "segformer_b3": {"cityscapes": 47_237_075, "ade20k": 47_337_814},
+    }),
+    "SegNeXt": ("segnext", 8, {
+        "segnext_t": {"cityscapes": 4_229_747, "ade20k": 4_263_414},
+        "segnext_s": {"cityscapes": 13_899_219, "ade20k": 13_932_886},
+    }),
 }
 
-PEERS: tuple[str, ...] = tuple(_REGISTRY)
+
+def _peer_spec(name: str):
+    return lambda dataset: PeerSpec(name, DATASETS[dataset].num_classes)
+
+
+for _family, (_module, _stride, _members) in _FAMILIES.items():
+    for _name, _params in _members.items():
+        register_model(family=_family, datasets=tuple(_params), params=_params, output_stride=_stride,
+                       name=_name)(_peer_spec(_name))
+
+PEERS: tuple[str, ...] = tuple(name for _, _, members in _FAMILIES.values() for name in members)
 
 #: Columns of published.csv that hold text; every other column is a number or empty.
 _TEXT_COLUMNS = frozenset({"family", "model", "dataset", "resolution_hw", "source"})
 
 
-def _entry(name: str) -> tuple[str, int, Callable[[str, int], nn.Module]]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown peer network {name!r}; choose one of {', '.join(PEERS)}")
-    return _REGISTRY[name]
-
-
-def build_peer(name: str, num_classes: int) -> nn.Module:
+def build_peer(name: str, num_classes: int) -> Any:
     """Build peer network ``name`` (one of :data:`PEERS`) with ``num_classes`` outputs,
     randomly initialised from the global torch RNG (so a fixed seed gives a fixed network).
 
     Raises:
-        ValueError: an unknown name (the message lists the valid ones) or num_classes < 1.
+        SpecError: an unknown name (the message lists the valid ones) or num_classes < 1.
     """
-    _family, _stride, builder = _entry(name)
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-    return builder(name, num_classes)
-
-
-def peer_family(name: str) -> str:
-    """'SegFormer' or 'SegNeXt'."""
-    return _entry(name)[0]
-
-
-def output_stride(name: str) -> int:
-    """Input size / logits size: 4 (SegFormer) or 8 (SegNeXt)."""
-    return _entry(name)[1]
+    spec = PeerSpec(name, num_classes)
+    # the family's module needs torch: imported when a peer is built, not when listed
+    module = importlib.import_module(f".{_FAMILIES[model_entry(name).family][0]}", __name__)
+    return module.build(spec.name, spec.num_classes)
 
 
 def _parse(row: dict[str, str]) -> dict[str, str | float | None]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ConvNormAct", "init_encoder_weights", "resize_to"]
+__all__ = ["ConvNormAct", "EncoderDecoder", "init_encoder_weights", "resize_to"]
 
 
 class ConvNormAct(nn.Sequential):
@@ -20,6 +20,23 @@ class ConvNormAct(nn.Sequential):
         self.conv = nn.Conv2d(in_channels, out_channels, 1, bias=False)
         self.norm = norm
         self.act = nn.ReLU() if relu else nn.Identity()
+
+
+class EncoderDecoder(nn.Module):
+    """A peer network: ``backbone`` returns its four stage outputs (strides 4, 8, 16, 32),
+    ``head`` reads the stages from ``first_head_stage`` on; the same ``forward_features`` /
+    ``forward_head`` split as EfficientViT's."""
+
+    first_head_stage = 0
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.backbone(x)
+
+    def forward_head(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(features[self.first_head_stage:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .common import ConvNormAct, init_encoder_weights, resize_to
+from .common import ConvNormAct, EncoderDecoder, init_encoder_weights, resize_to
 
-__all__ = ["SEGFORMER_CONFIGS", "SegFormer", "SegFormerConfig", "build_segformer"]
+__all__ = ["SEGFORMER_CONFIGS", "SegFormer", "SegFormerConfig", "build"]
 
 _HEADS = (1, 2, 5, 8)
 _SR_RATIOS = (8, 4, 2, 1)
@@ -185,7 +185,7 @@ class AllMLPHead(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-class SegFormer(nn.Module):
+class SegFormer(EncoderDecoder):
     """MiT encoder + all-MLP decoder; logits at stride 4."""
 
     def __init__(self, config: SegFormerConfig, num_classes: int) -> None:
@@ -194,10 +194,7 @@ class SegFormer(nn.Module):
         init_encoder_weights(self.backbone)
         self.head = AllMLPHead(config.embed_dims, config.decoder_dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
 
-
-def build_segformer(name: str, num_classes: int) -> SegFormer:
+def build(name: str, num_classes: int) -> SegFormer:
     """SegFormer variant ``name`` (a key of :data:`SEGFORMER_CONFIGS`)."""
     return SegFormer(SEGFORMER_CONFIGS[name], num_classes)

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ConvNormAct, init_encoder_weights, resize_to
+from .common import ConvNormAct, EncoderDecoder, init_encoder_weights, resize_to
 
-__all__ = ["NMF2D", "SEGNEXT_CONFIGS", "SegNeXt", "SegNeXtConfig", "build_segnext"]
+__all__ = ["NMF2D", "SEGNEXT_CONFIGS", "SegNeXt", "SegNeXtConfig", "build"]
 
 _MLP_RATIOS = (8, 8, 4, 4)
 _STRIP_KERNELS = (7, 11, 21)
@@ -247,8 +247,10 @@ class LightHamHead(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-class SegNeXt(nn.Module):
+class SegNeXt(EncoderDecoder):
     """MSCAN encoder + LightHamHead on stages 2-4; logits at stride 8."""
+
+    first_head_stage = 1
 
     def __init__(self, config: SegNeXtConfig, num_classes: int) -> None:
         super().__init__()
@@ -256,10 +258,7 @@ class SegNeXt(nn.Module):
         init_encoder_weights(self.backbone)
         self.head = LightHamHead(config.embed_dims[1:], config, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x)[1:])
 
-
-def build_segnext(name: str, num_classes: int) -> SegNeXt:
+def build(name: str, num_classes: int) -> SegNeXt:
     """SegNeXt variant ``name`` (a key of :data:`SEGNEXT_CONFIGS`)."""
     return SegNeXt(SEGNEXT_CONFIGS[name], num_classes)

@@ -1,12 +1,22 @@
 """Building tables for real on this machine (tiny space, tiny resolution)."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from latency_tables.build import plan_profile, profile_table
 from latency_tables.table import LatencyTable, MissingBlocksError
-from search_space import ArchSpec
+from search_space import ArchSpec, BlockKey, SearchSpace
+from search_space.records import read_csv, read_manifest
 
 from .conftest import RES
+
+ROOT = Path(__file__).parents[2]
 
 pytestmark = pytest.mark.slow
 
@@ -35,29 +45,48 @@ def test_blocks_from_extends_a_table_and_keeps_its_rows(tiny_table, space, tmp_p
         before.predict_ms(outside)
     plan = plan_profile(RES, space, blocks_from=[outside], existing=before)
     assert 0 < len(plan.blocks) < len(space.blocks(outside, RES))
-    profile_table(path, plan, "test-machine", threads=1, warmup=1, repeats=3)
+    profile_table(path, plan, device="test-machine", threads=1, warmup=1, repeats=3)
     after = LatencyTable.load(path)
     assert after.predict_ms(outside) > 0
     assert all(after.rows[k]["raw_median_ms"] == pytest.approx(v["raw_median_ms"], rel=1e-5) for k, v in before.rows.items())
     assert after.meta["reference"] == before.meta["reference"]
 
 
-def test_an_interrupted_profile_resumes(space, tmp_path):
+def test_an_interrupted_profile_resumes(space_file, tmp_path):
+    space = SearchSpace.from_file(space_file)
     path = tmp_path / "t.csv"
-    plan = plan_profile(RES, space, calibration_networks=3)
-    calls = []
-
-    def interrupt(done, total, *_):
-        calls.append(done)
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        profile_table(path, plan, "m", 1, warmup=1, repeats=2, time_progress=interrupt)
+    work = tmp_path / "t.csv.work"
+    # The profile runs in a process group of its own (it and its agent), killed like a
+    # closed terminal once the agent has written its first chunk of 12 results.
+    script = ("import sys; from latency_tables.build import plan_profile, profile_table; "
+              "from search_space import SearchSpace; "
+              "plan = plan_profile((64, 128), SearchSpace.from_file(sys.argv[2]), calibration_networks=3); "
+              "profile_table(sys.argv[1], plan, device='m', threads=1, warmup=1, repeats=2)")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path), str(space_file)], cwd=ROOT,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            results = list(work.glob("results-*.csv"))
+            if results and read_csv(results[0])[1]:
+                break
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the profile finished before it could be killed"
     assert not path.exists()
-    (results,) = (tmp_path / "t.csv.work").glob("results-*.csv")
-    finished = results.read_text().splitlines()
-    profile_table(path, plan, "m", 1, warmup=1, repeats=2)
+    (results,) = work.glob("results-*.csv")
+    _, finished = read_csv(results)
+    manifest = read_manifest(work / "bundle")
+    assert 12 <= len(finished) < len(manifest["entries"]) and len(finished) % 12 == 0  # whole chunks only
+    plan = plan_profile(RES, space, calibration_networks=3)
+    profile_table(path, plan, device="m", threads=1, warmup=1, repeats=2)
     table = LatencyTable.load(path)
     assert set(space.unique_blocks(RES)) <= set(table.rows)
-    assert not (tmp_path / "t.csv.work").exists()
-    assert calls == [12] and len([l for l in finished if not l.startswith("#")]) == 13  # header + one chunk
+    assert not work.exists()
+    keys = {e["id"]: BlockKey.from_dict(e["key"]) for e in manifest["entries"] if e["type"] == "block"}
+    kept = [row for row in finished if row["id"] in keys]
+    assert kept  # the finished rows were kept, not timed again
+    for row in kept:
+        assert table.rows[keys[row["id"]]]["raw_median_ms"] == pytest.approx(float(row["median_ms"]), rel=1e-5)

@@ -2,13 +2,14 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
 from latency_tables.table import LatencyTable
 from latency_tables.validate import Summary, kendall, spearman
-from nas.cli import main
-
+from evit_nas.main import main
 
 
 def run(capsys, *argv):
@@ -46,18 +47,11 @@ def test_profile_export_import_round_trip(space_file, tmp_path, capsys):
     code, out, _ = run(capsys, "profile", "--device", "dev", "--resolution", "64x128", "--space", space_file,
                        "--calibration", "3", "--export-only", bundle, "-o", table)
     assert code == 0 and "profile.py run" in out and not table.exists()
-    # what a device does with the bundle alone:
-    import runpy
-    import sys
-
-    argv = sys.argv
-    sys.argv = ["profile.py", "run", str(bundle), "-o", str(tmp_path / "results.csv"), "--repeats", "2", "--warmup", "1"]
-    try:
-        with pytest.raises(SystemExit) as done:
-            runpy.run_path(str(bundle / "profile.py"), run_name="__main__")
-        assert done.value.code == 0
-    finally:
-        sys.argv = argv
+    # what a device does with the bundle alone: run its agent
+    done = subprocess.run([sys.executable, str(bundle / "profile.py"), "run", str(bundle), "-o",
+                           str(tmp_path / "results.csv"), "--repeats", "2", "--warmup", "1"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     code, out, _ = run(capsys, "profile", "--import", tmp_path / "results.csv", "--bundle", bundle, "-o", table)
     assert code == 0 and table.is_file()
     entries = json.loads((bundle / "manifest.json").read_text())["entries"]

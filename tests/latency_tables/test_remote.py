@@ -12,7 +12,7 @@ import pytest
 
 from latency_tables.remote import RemoteError, SSHTarget, check_remote
 from latency_tables.table import LatencyTable
-from nas.cli import main
+from evit_nas.main import main
 from search_space import SearchSpace
 
 pytestmark = pytest.mark.slow
@@ -129,4 +129,4 @@ def test_latency_measure_times_a_peer_on_the_device(sshd, device_python, tmp_pat
     captured = capsys.readouterr()
     assert code == 0, captured.err
     text = out.read_text()
-    assert "# device: far" in text and "segnext_t,peer," in text and "efficientvit_seg_b0,efficientvit," in text
+    assert '# device: "far"' in text and "segnext_t,peer," in text and "efficientvit_seg_b0,efficientvit," in text

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from latency_tables import LatencyTable
 from search_space import SearchSpace
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 SHIPPED = Path(__file__).parents[2] / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from nas.proxy import PROXIES, make_proxy
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 
 @pytest.mark.parametrize("name", ["naswot", "synflow"])

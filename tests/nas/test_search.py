@@ -13,8 +13,8 @@ import pytest
 from optuna.trial import TrialState
 
 from latency_tables import LatencyTable
-from nas.cli import main
-from nas.search import SearchError, fastest_network, front, load_study, run_search, trial_result
+from evit_nas.main import main
+from nas.search import SearchError, TrialResult, fastest_network, front, load_study, run_search, trial_result
 from search_space import ArchSpec, SearchSpace
 
 EVIT_NAS = Path(sys.executable).parent / "evit-nas"
@@ -30,23 +30,25 @@ def test_search_records_everything_and_keeps_a_feasible_front(tiny_table, space,
     table = LatencyTable.load(tiny_table)
     budget = budget_for(table, space)
     journal = tmp_path / "s.journal"
-    study = run_search(table, space, budget, 40, storage=str(journal), study_name="t", seed=1)
+    study = run_search(table, space, budget_ms=budget, trials=40, storage=str(journal), study_name="t", seed=1)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 40
     for t in done:
         r = trial_result(t)
-        spec = ArchSpec.from_dict(r["spec"])
+        assert isinstance(r, TrialResult) and r.proxy_name == "params"
+        spec = ArchSpec.from_dict(r.spec)
+        assert r.arch == spec and r.to_dict()["spec"] == r.spec and TrialResult.from_dict(r.to_dict()) == r
         assert space.contains(spec)
-        assert r["latency_ms"] == pytest.approx(table.predict_ms(spec))
-        assert r["params"] > 0 and r["macs"] > 0 and r["proxy"] == r["params"]
-        assert t.constraints == {"latency_budget_ms": pytest.approx(r["latency_ms"] - budget)}
+        assert r.latency_ms == pytest.approx(table.predict_ms(spec))
+        assert r.params > 0 and r.macs > 0 and r.proxy == r.params
+        assert t.constraints == {"latency_budget_ms": pytest.approx(r.latency_ms - budget)}
     members = front(study)
-    assert members and all(trial_result(t)["latency_ms"] <= budget for t in members)
-    feasible = [t for t in done if trial_result(t)["latency_ms"] <= budget]
+    assert members and all(trial_result(t).latency_ms <= budget for t in members)
+    feasible = [t for t in done if trial_result(t).latency_ms <= budget]
     for t in members:  # nothing feasible dominates a front member
         r = trial_result(t)
-        assert not any(trial_result(o)["proxy"] >= r["proxy"] and trial_result(o)["latency_ms"] <= r["latency_ms"]
-                       and (trial_result(o)["proxy"], trial_result(o)["latency_ms"]) != (r["proxy"], r["latency_ms"])
+        assert not any(trial_result(o).proxy >= r.proxy and trial_result(o).latency_ms <= r.latency_ms
+                       and (trial_result(o).proxy, trial_result(o).latency_ms) != (r.proxy, r.latency_ms)
                        for o in feasible)
     assert study.user_attrs["budget_ms"] == budget and study.user_attrs["table_meta"]["device"] == "test-machine"
 
@@ -55,9 +57,9 @@ def test_same_command_resumes_to_the_total(tiny_table, space, tmp_path):
     table = LatencyTable.load(tiny_table)
     budget = budget_for(table, space)
     journal = str(tmp_path / "s.journal")
-    first = run_search(table, space, budget, 10, storage=journal, study_name="r")
+    first = run_search(table, space, budget_ms=budget, trials=10, storage=journal, study_name="r")
     before = [(t.number, t.params) for t in first.get_trials(states=(TrialState.COMPLETE,))]
-    again = run_search(table, space, budget, 25, storage=journal, study_name="r")
+    again = run_search(table, space, budget_ms=budget, trials=25, storage=journal, study_name="r")
     after = again.get_trials(states=(TrialState.COMPLETE,))
     assert len(after) == 25 and [(t.number, t.params) for t in after[:10]] == before
 
@@ -79,7 +81,7 @@ def test_bad_requests_are_refused(tiny_table, space, tmp_path, kwargs, message):
     budget = args.pop("budget_ms")
     started = time.monotonic()
     with pytest.raises(SearchError, match=message):
-        run_search(table, space, budget, 5, **args)
+        run_search(table, space, budget_ms=budget, trials=5, **args)
     assert time.monotonic() - started < 30
 
 
@@ -87,9 +89,9 @@ def test_a_study_made_for_other_objectives_is_not_reused(tiny_table, space, tmp_
     table = LatencyTable.load(tiny_table)
     budget = budget_for(table, space)
     journal = str(tmp_path / "s.journal")
-    run_search(table, space, budget, 3, storage=journal, study_name="o")
+    run_search(table, space, budget_ms=budget, trials=3, storage=journal, study_name="o")
     with pytest.raises(SearchError, match=r"study 'o' exists with objectives \['proxy', 'latency'\], not \['proxy', 'macs'\]"):
-        run_search(table, space, budget, 3, objectives="proxy,macs", storage=journal, study_name="o")
+        run_search(table, space, budget_ms=budget, trials=3, objectives="proxy,macs", storage=journal, study_name="o")
     assert len(load_study(journal, "o").trials) == 3
 
 
@@ -183,8 +185,8 @@ def test_the_sampler_sees_each_trial_once(tiny_table, space, tmp_path, monkeypat
     monkeypatch.setattr(search.optuna, "create_study", spy)
     table = LatencyTable.load(tiny_table)
     journal = str(tmp_path / "m.journal")
-    run_search(table, space, budget_for(table, space), 12, storage=journal, study_name="m")
-    run_search(table, space, budget_for(table, space), 20, storage=journal, study_name="m")
+    run_search(table, space, budget_ms=budget_for(table, space), trials=12, storage=journal, study_name="m")
+    run_search(table, space, budget_ms=budget_for(table, space), trials=20, storage=journal, study_name="m")
     persisted = load_study(journal, "m").get_trials(states=(TrialState.COMPLETE,))
     assert len(persisted) == 20
     # the resumed run's sampler saw the 12 earlier trials once each, plus its own 8

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from latency_tables import LatencyTable
-from nas.cli import main
-from nas.cost import count_macs
+from evit_nas.main import main
+from search_space.cost import count_macs
 from nas.data import SYNTHETIC_CLASSES, open_dataset
-from nas.search import front, load_study, run_search, trial_result
+from nas.search import TrialResult, front, load_study, run_search, trial_result
 from nas.validate import (
     COLUMNS,
     Entry,
@@ -25,7 +25,7 @@ from nas.validate import (
     validate,
 )
 from search_space import ArchSpec
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 TINY = ArchSpec(widths=(8, 8, 16, 16, 32), depths=(0, 1, 1, 1, 1), expand_ratios=(2, 2, 2, 2), head_dim=8,
                 scales=(3,), attention=((True,), (True,)), head_width=8, head_depth=1, head_expand_ratio=2,
@@ -39,7 +39,7 @@ def study_journal(tiny_table, space, tmp_path_factory):
     table = LatencyTable.load(tiny_table)
     lat = sorted(table.predict_ms(space.sample(i)) for i in range(40))
     journal = tmp_path_factory.mktemp("study") / "v.journal"
-    run_search(table, space, lat[len(lat) // 2], 30, storage=str(journal), study_name="v", seed=0)
+    run_search(table, space, budget_ms=lat[len(lat) // 2], trials=30, storage=str(journal), study_name="v", seed=0)
     return journal
 
 
@@ -50,20 +50,26 @@ def journal(study_journal, tmp_path):
     return path
 
 
+def _result(spec, latency_ms):
+    """A trial's stored ``result`` attribute (a TrialResult as a plain dict)."""
+    return TrialResult(spec=spec, latency_ms=latency_ms, macs=1, params=1, proxy=latency_ms,
+                       proxy_name="params").to_dict()
+
+
 def _line_study(latencies, feasible=True):
     """An in-memory study whose front is one trial per latency (proxy rises with latency)."""
     study = optuna.create_study(study_name="line", directions=["maximize", "minimize"])
     study.set_user_attr("budget_ms", 10.0)
     for i, ms in enumerate(latencies):
         study.add_trial(optuna.trial.create_trial(
-            values=[ms, ms], user_attrs={"result": {"spec": {"id": i if ms != 3 else "same"}, "latency_ms": ms}},
+            values=[ms, ms], user_attrs={"result": _result({"id": i if ms != 3 else "same"}, ms)},
             system_attrs={"constraints:latency_budget_ms": ms - 10.0 if feasible else 1.0}))
     return study
 
 
 def test_pick_front_spreads_along_the_latency_axis():
     study = _line_study([5, 1, 7, 3, 3, 2, 6, 4])  # 3 twice, with one spec: counted once
-    picked = {k: [trial_result(t)["latency_ms"] for t in pick_front(study, k)] for k in range(1, 8)}
+    picked = {k: [trial_result(t).latency_ms for t in pick_front(study, k)] for k in range(1, 8)}
     assert picked == {1: [7], 2: [1, 7], 3: [1, 4, 7], 4: [1, 3, 5, 7], 5: [1, 3, 4, 5, 7],
                       6: [1, 2, 3, 5, 6, 7], 7: [1, 2, 3, 4, 5, 6, 7]}
 
@@ -73,7 +79,7 @@ def test_pick_front_on_a_real_study_keeps_fastest_and_slowest(journal):
     members = front(study)
     picked = pick_front(study, 2)
     assert [t.number for t in picked] == [members[0].number, members[-1].number]
-    assert all(trial_result(t)["latency_ms"] <= study.user_attrs["budget_ms"] for t in picked)
+    assert all(trial_result(t).latency_ms <= study.user_attrs["budget_ms"] for t in picked)
 
 
 @pytest.mark.parametrize("k, message", [
@@ -115,7 +121,7 @@ def test_cli_validates_a_front_records_it_and_does_not_retrain(journal, tmp_path
     for row, trial in zip(rows, picked + [None], strict=True):
         spec = ArchSpec.from_json(row["spec"])
         assert spec.num_classes == len(SYNTHETIC_CLASSES)
-        assert row["latency_ms"] == (None if trial is None else pytest.approx(trial_result(trial)["latency_ms"]))
+        assert row["latency_ms"] == (None if trial is None else pytest.approx(trial_result(trial).latency_ms))
         assert row["macs"] == count_macs(spec, (64, 128))  # at the training resolution
         assert (row["resolution"], row["steps"], row["batch_size"], row["seed"], row["dataset"]) == \
             ("64x128", 2, 2, 0, "synthetic")
@@ -162,14 +168,14 @@ def test_an_interrupted_network_resumes_from_its_checkpoint(tmp_path):
     val_set = open_dataset("synthetic", "val", (32, 64), length=8)
     recipe = default_recipe("synthetic", (32, 64), steps=4, batch_size=2)  # a checkpoint every step
     entries = [Entry("tiny", TINY)]
-    run = dict(reference=False, progress=False, log=lambda _line: None)
-    whole = validate(entries, train_set, val_set, "synthetic", recipe, tmp_path / "whole", **run)
+    run = dict(dataset="synthetic", recipe=recipe, reference=False, progress=False, log=lambda _line: None)
+    whole = validate(entries, train_set, val_set, work_dir=tmp_path / "whole", **run)
     with pytest.raises(KeyboardInterrupt):
-        validate(entries, Interrupted(train_set, after=2 * 2 + 1), val_set, "synthetic", recipe, tmp_path / "cut", **run)
+        validate(entries, Interrupted(train_set, after=2 * 2 + 1), val_set, work_dir=tmp_path / "cut", **run)
     assert not (tmp_path / "cut" / "results.csv").exists()
     [checkpoint] = (tmp_path / "cut" / "checkpoints").iterdir()
     assert torch.load(checkpoint, weights_only=True)["step"] == 2
-    [resumed] = validate(entries, train_set, val_set, "synthetic", recipe, tmp_path / "cut", **run)
+    [resumed] = validate(entries, train_set, val_set, work_dir=tmp_path / "cut", **run)
     assert resumed["resumed_at_step"] == 2 and whole[0]["resumed_at_step"] == 0
     assert resumed["miou"] == pytest.approx(whole[0]["miou"], rel=1e-4)
     assert resumed["pixel_accuracy"] == pytest.approx(whole[0]["pixel_accuracy"], rel=1e-4)
@@ -194,7 +200,7 @@ def infeasible_journal(tmp_path):
     path = tmp_path / "none.journal"
     study = optuna.create_study(study_name="none", storage=open_storage(str(path)), directions=["maximize", "minimize"])
     study.set_user_attr("budget_ms", 1.0)
-    study.add_trial(optuna.trial.create_trial(values=[1.0, 2.0], user_attrs={"result": {"spec": TINY.to_dict(), "latency_ms": 2.0}},
+    study.add_trial(optuna.trial.create_trial(values=[1.0, 2.0], user_attrs={"result": _result(TINY.to_dict(), 2.0)},
                                               system_attrs={"constraints:latency_budget_ms": 1.0}))
     return path
 

@@ -4,7 +4,7 @@ and its resume."""
 
 import pytest
 
-from nas.cli import main
+from evit_nas.main import main
 from nas.search import load_study
 
 SMALL = ["--trials", "40", "--top-k", "1", "--steps", "2", "--warmup", "1", "--repeats", "1",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from latency_tables import LatencyTable
-from nas.cli import main
+from evit_nas.main import main
 from nas.search import load_study, run_search, trial_result
 from reports.report import SPEEDUP_PAIRS, comparison_networks, study_trials
 from search_space.peers import published
@@ -29,7 +29,7 @@ def validated(tiny_table, space, tmp_path_factory):
     lat = sorted(table.predict_ms(space.sample(i)) for i in range(40))
     root = tmp_path_factory.mktemp("report")
     journal = root / "r.journal"
-    run_search(table, space, lat[len(lat) // 2], 30, storage=str(journal), study_name="r", seed=0,
+    run_search(table, space, budget_ms=lat[len(lat) // 2], trials=30, storage=str(journal), study_name="r", seed=0,
                table_path=str(tiny_table))
     fast = ["--steps", "2", "--batch-size", "2", "--no-progress", "--resolution", "64x128"]
     assert main(["validate", "--storage", str(journal), "--study", "r", "--top-k", "1", *fast,
@@ -114,7 +114,7 @@ def test_search_and_validation_tables_follow_the_study(report, validated):
     trial = next(t for t in study.trials if t.number == number)
     front_row = validation[f"trial{number:05d}"]
     assert front_row["kind"] == "front" and front_row["latency_source"] == "predicted"
-    assert float(front_row["latency_ms"]) == pytest.approx(trial_result(trial)["latency_ms"])
+    assert float(front_row["latency_ms"]) == pytest.approx(trial_result(trial).latency_ms)
     assert float(front_row["miou"]) == pytest.approx(study.user_attrs[front_names[0]]["miou"])
     peer = validation["segnext_t"]
     measured = {r["name"]: r for r in _rows(report / "measured.csv")}
@@ -185,7 +185,7 @@ def test_report_errors_are_one_line(validated, tmp_path, capsys):
 def test_a_report_folder_of_another_device_is_refused_and_kept(validated, tmp_path, capsys):
     out = tmp_path / "rep"
     out.mkdir()
-    other = "# device: pi5\n# resolution: 256x512\n# threads: 4\nname,kind\n"
+    other = '# device: "pi5"\n# resolution: "256x512"\n# threads: 4\nname,kind\n'
     (out / "measured.csv").write_text(other)
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", "segnext_t"]) == 2
     err = capsys.readouterr().err

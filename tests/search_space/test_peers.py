@@ -4,9 +4,11 @@ determinism, ONNX parity, fvcore MACs, and the published-numbers loader."""
 import pytest
 import torch
 
-from nas.cost import count_macs
-from nas.export import export_onnx, onnx_parity
-from search_space.peers import PEERS, build_peer, output_stride, peer_family, published
+from search_space import SpecError
+from search_space.cost import count_macs, export_onnx, onnx_parity
+from search_space.network import PeerSpec
+from search_space.peers import PEERS, build_peer, published
+from search_space.registry import model_entry
 from search_space.peers.segnext import NMF2D
 
 CLASSES = {"cityscapes": 19, "ade20k": 150}
@@ -26,8 +28,11 @@ PUBLISHED_PEERS = [(row["model"], row["dataset"]) for row in published() if row[
 
 def test_names_and_families():
     assert PEERS == ("segformer_b0", "segformer_b1", "segformer_b2", "segformer_b3", "segnext_t", "segnext_s")
-    assert [peer_family(n) for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2
-    assert [output_stride(n) for n in PEERS] == [4] * 4 + [8] * 2
+    assert [model_entry(n).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2
+    assert [model_entry(n).output_stride for n in PEERS] == [4] * 4 + [8] * 2
+    assert [PeerSpec(n, 19).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2
+    assert [PeerSpec(n, 19).output_stride for n in PEERS] == [4] * 4 + [8] * 2
+    assert all(model_entry(n).is_peer for n in PEERS)
 
 
 def test_every_peer_has_a_published_row():
@@ -53,7 +58,7 @@ def test_known_parameter_gaps_close_with_the_150_class_head(name, dataset):
 @pytest.mark.parametrize("name", PEERS)
 def test_output_shape(name):
     model = build_peer(name, 19).eval()
-    stride = output_stride(name)
+    stride = model_entry(name).output_stride
     with torch.no_grad():
         out = model(torch.randn(2, 3, *SMALL))
     assert out.shape == (2, 19, SMALL[0] // stride, SMALL[1] // stride)
@@ -124,14 +129,15 @@ def test_fvcore_macs_scale_with_resolution():
     assert 3.5 < large / small <= 4.0
 
 
-@pytest.mark.parametrize("call", [lambda n: build_peer(n, 19), peer_family, output_stride])
+@pytest.mark.parametrize("call", [lambda n: build_peer(n, 19), lambda n: model_entry(n).family,
+                                  lambda n: model_entry(n).output_stride])
 def test_an_unknown_name_lists_the_valid_ones(call):
-    with pytest.raises(ValueError, match="segformer_b0, segformer_b1.*segnext_s"):
+    with pytest.raises(SpecError, match="segformer_b0, segformer_b1.*segnext_s"):
         call("segformer_b9")
 
 
 def test_zero_classes_is_an_error():
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(SpecError, match="num_classes"):
         build_peer("segformer_b0", 0)
 
 

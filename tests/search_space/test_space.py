@@ -11,7 +11,7 @@ import yaml
 from search_space import SpecError, build_model
 from search_space.blocks import layout
 from search_space.space import SearchSpace
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 SPACE = SearchSpace.default()
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from search_space import ArchSpec, SpecError
 from search_space.space import SearchSpace
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 B0 = model_spec("efficientvit_seg_b0")
 

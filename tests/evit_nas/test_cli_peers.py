@@ -7,10 +7,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from nas.cli import main
-from nas.cost import count_macs, count_params
-from search_space.network import PeerSpec, build_network
-from search_space.zoo import create_model
+from evit_nas.main import main
+from search_space.cost import count_macs, count_params
+from search_space.create import build_network, create_model
+from search_space.network import PeerSpec
 
 TABLE = "latency_tables/x86_64_xeon_2core_256x512_t1.csv"
 

@@ -14,7 +14,6 @@ out; any other unsupported op is an error, so nothing with real MACs is dropped 
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
@@ -27,11 +26,16 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from search_space.blocks import BlockKey, build_block, check_resolution, layout, network_blocks
-from search_space.network import NetworkSpec, PeerSpec, build_network
-from search_space.spec import ArchSpec
+from ..blocks import BlockKey, layout, network_blocks
+from ..create import build_network
+from ..errors import EvitNasError
+from ..model import build_block
+from ..network import NetworkSpec, PeerSpec
+from ..records import write_atomic
+from ..spec import ArchSpec, check_resolution
 
-__all__ = ["IGNORED_OPS", "UncountedOpError", "count_macs", "count_params", "block_macs", "block_params", "stage_costs"]
+__all__ = ["IGNORED_OPS", "UncountedOpError", "MacCache", "mac_cache", "use_mac_cache", "count_macs", "count_params",
+           "block_macs", "block_params", "stage_costs"]
 
 #: Ops that fvcore has no counter for and that we leave out on purpose, with the reason.
 IGNORED_OPS: dict[str, str] = {
@@ -54,7 +58,7 @@ IGNORED_OPS: dict[str, str] = {
 }
 
 
-class UncountedOpError(RuntimeError):
+class UncountedOpError(EvitNasError, RuntimeError):
     """fvcore met an op that has real MACs and no counter."""
 
 
@@ -74,88 +78,100 @@ def _fvcore_macs(module: nn.Module, example: torch.Tensor, what: str) -> int:
     if unknown:
         raise UncountedOpError(
             f"fvcore has no MAC counter for {unknown} in {what}; add a handle for it in "
-            "nas/cost.py or list it in IGNORED_OPS with the reason it has no MACs"
+            "search_space/cost/macs.py or list it in IGNORED_OPS with the reason it has no MACs"
         )
     return total
 
 
-class _DiskCache:
-    """Per-block (and per-peer-network) MAC counts kept on disk between runs (fvcore takes
-    tens of ms per block, and seconds for a whole peer; a search meets hundreds of blocks). One JSON file per fvcore and torch version, in
-    ``$EVIT_NAS_CACHE_DIR`` or ``~/.cache/evit-nas``; ``EVIT_NAS_CACHE_DIR=off`` disables it."""
+class MacCache:
+    """MAC counts by key (a BlockKey, or a peer network at a resolution), kept in memory and
+    in one JSON file per fvcore and torch version, so that fvcore traces each block once
+    per machine (tens of ms per block, seconds per peer; a search meets hundreds of blocks).
 
-    def __init__(self) -> None:
-        self.entries: dict[str, int] | None = None
-        self.unsaved = 0
+    The file is ``DIR/block_macs-fvcore<v>-torch<v>.json``; a new count is written through
+    to it at once (atomically), so the cache needs no shutdown step. A damaged file is
+    ignored and rebuilt, never trusted; a file that cannot be written only costs time.
 
-    def path(self) -> Path | None:
-        root = os.environ.get("EVIT_NAS_CACHE_DIR", "")
-        if root.lower() == "off":
-            return None
+    Args:
+        directory: where the file lives; None keeps counts in memory only.
+    """
+
+    def __init__(self, directory: str | Path | None) -> None:
         import fvcore
 
-        base = Path(root) if root else Path.home() / ".cache" / "evit-nas"
-        return base / f"block_macs-fvcore{getattr(fvcore, '__version__', 'x')}-torch{torch.__version__}.json"
+        self.path = None if directory is None else (
+            Path(directory) / f"block_macs-fvcore{getattr(fvcore, '__version__', 'x')}-torch{torch.__version__}.json")
+        self.entries: dict[str, int] = {}
+        self.blocks: dict[BlockKey, int] = {}  # the same counts by BlockKey (no JSON key to build)
+        if self.path is not None and self.path.is_file():
+            try:
+                self.entries = {k: int(v) for k, v in json.loads(self.path.read_text()).items()}
+            except (ValueError, AttributeError, OSError):
+                self.entries = {}
 
-    def _load(self) -> dict[str, int]:
-        if self.entries is None:
-            self.entries = {}
-            path = self.path()
-            if path is not None and path.is_file():
-                try:
-                    self.entries = {k: int(v) for k, v in json.loads(path.read_text()).items()}
-                except (ValueError, AttributeError, OSError):
-                    self.entries = {}  # a damaged cache is rebuilt, never trusted
-            atexit.register(self.save)
-        return self.entries
+    @classmethod
+    def from_environment(cls) -> MacCache:
+        """The cache in ``$EVIT_NAS_CACHE_DIR`` (default ``~/.cache/evit-nas``; ``off``: memory only)."""
+        root = os.environ.get("EVIT_NAS_CACHE_DIR", "")
+        if root.lower() == "off":
+            return cls(None)
+        return cls(Path(root) if root else Path.home() / ".cache" / "evit-nas")
 
     def get(self, key: dict[str, Any]) -> int | None:
-        return self._load().get(json.dumps(key, sort_keys=True))
+        return self.entries.get(json.dumps(key, sort_keys=True))
 
     def put(self, key: dict[str, Any], macs: int) -> None:
-        self._load()[json.dumps(key, sort_keys=True)] = macs
-        self.unsaved += 1
-        if self.unsaved >= 64:
-            self.save()
-
-    def save(self) -> None:
-        path = self.path()
-        if path is None or not self.unsaved or self.entries is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.entries))
-            os.replace(tmp, path)
-            self.unsaved = 0
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+        self.entries[json.dumps(key, sort_keys=True)] = macs
+        if self.path is not None:
+            try:
+                write_atomic(self.path, json.dumps(self.entries))
+            except OSError:
+                pass
 
 
-_DISK = _DiskCache()
+_cache: MacCache | None = None
 
 
-@functools.lru_cache(maxsize=None)
+def mac_cache() -> MacCache:
+    """The process's MAC cache, opened from the environment on first use (see :class:`MacCache`)."""
+    global _cache
+    if _cache is None:
+        _cache = MacCache.from_environment()
+    return _cache
+
+
+def use_mac_cache(cache: MacCache | None) -> MacCache | None:
+    """Make ``cache`` the process's MAC cache (None: open it from the environment on next
+    use); returns the one it replaces."""
+    global _cache
+    previous, _cache = _cache, cache
+    return previous
+
+
 def block_macs(key: BlockKey) -> int:
     """fvcore MACs of one block at its input size (cached by BlockKey, in memory and on disk)."""
     if key.height <= 0 or key.width <= 0:
         raise ValueError(f"block_macs needs a BlockKey with an input size, got {key.describe()}")
-    cached = _DISK.get(key.to_dict())
-    if cached is not None:
-        return cached
-    example = torch.zeros(1, key.in_channels, key.height, key.width)
-    macs = _fvcore_macs(build_block(key), example, key.describe())
-    _DISK.put(key.to_dict(), macs)
-    return macs
+    cache = mac_cache()
+    cached = cache.blocks.get(key)
+    if cached is None:
+        cached = cache.get(key.to_dict())
+        if cached is None:
+            example = torch.zeros(1, key.in_channels, key.height, key.width)
+            cached = _fvcore_macs(build_block(key), example, key.describe())
+            cache.put(key.to_dict(), cached)
+        cache.blocks[key] = cached
+    return cached
 
 
 def _peer_macs(spec: PeerSpec, resolution: tuple[int, int]) -> int:
     """A peer's fvcore MACs (traced whole, seconds for the large ones; cached on disk)."""
     key = {**spec.to_dict(), "resolution": list(resolution)}
-    cached = _DISK.get(key)
+    cache = mac_cache()
+    cached = cache.get(key)
     if cached is None:
         cached = _fvcore_macs(build_network(spec), torch.zeros(1, 3, *resolution), spec.name)
-        _DISK.put(key, cached)
+        cache.put(key, cached)
     return cached
 
 

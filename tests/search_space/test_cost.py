@@ -6,10 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from nas.cost import IGNORED_OPS, UncountedOpError, block_macs, count_macs, count_params, stage_costs
+from search_space.cost import (IGNORED_OPS, MacCache, UncountedOpError, block_macs, count_macs, count_params, mac_cache,
+                               stage_costs, use_mac_cache)
 from search_space import build_model, create_model
 from search_space.space import SearchSpace
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 from ..conftest import OFFICIAL, official_name
 
@@ -55,12 +56,18 @@ def test_stage_costs_add_up():
     assert sum(s["params"] for s in stages.values()) == count_params(spec)
 
 
-def test_block_counts_are_cached_by_key():
+def test_block_counts_are_cached_by_key(monkeypatch):
+    from search_space.cost import macs
+
     key = SPACE.blocks(model_spec("efficientvit_seg_b0"), (256, 512))[5]
-    block_macs(key)
-    hits = block_macs.cache_info().hits
-    block_macs(type(key).from_dict(key.to_dict()))
-    assert block_macs.cache_info().hits == hits + 1
+    first = block_macs(key)
+    assert mac_cache().blocks[key] == first
+
+    def count_again(*_args):
+        raise AssertionError("block_macs traced a block it had counted")
+
+    monkeypatch.setattr(macs, "_fvcore_macs", count_again)
+    assert block_macs(type(key).from_dict(key.to_dict())) == first
 
 
 def test_macs_scale_with_resolution():
@@ -85,15 +92,26 @@ def test_every_ignored_op_has_a_reason():
 
 
 def test_block_counts_persist_on_disk(tmp_path, monkeypatch):
-    from nas import cost
-
     monkeypatch.setenv("EVIT_NAS_CACHE_DIR", str(tmp_path))
-    disk = cost._DiskCache()
+    disk = MacCache.from_environment()
+    assert disk.path is not None and disk.path.parent == tmp_path
     key = SPACE.blocks(model_spec("efficientvit_seg_b0"), (64, 64))[3]
-    disk.put(key.to_dict(), 123)
-    disk.save()
-    again = cost._DiskCache()
+    disk.put(key.to_dict(), 123)  # written through at once: no save step
+    again = MacCache(tmp_path)
     assert again.get(key.to_dict()) == 123
     (path,) = tmp_path.glob("block_macs-*.json")
+    assert not [p for p in tmp_path.iterdir() if p != path]  # no temporary file left
     path.write_text("{damaged")
-    assert cost._DiskCache().get(key.to_dict()) is None
+    assert MacCache(tmp_path).get(key.to_dict()) is None
+    monkeypatch.setenv("EVIT_NAS_CACHE_DIR", "off")
+    assert MacCache.from_environment().path is None
+
+
+def test_the_process_cache_writes_block_counts_to_its_folder(tmp_path):
+    key = SPACE.blocks(model_spec("efficientvit_seg_b0"), (64, 64))[4]
+    previous = use_mac_cache(MacCache(tmp_path))
+    try:
+        macs = block_macs(key)
+    finally:
+        assert isinstance(use_mac_cache(previous), MacCache)
+    assert MacCache(tmp_path).get(key.to_dict()) == macs > 0

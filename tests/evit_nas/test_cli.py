@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nas.cli import main
-from nas.cost import count_macs
+from evit_nas.main import main
+from search_space.cost import count_macs
 from search_space import ArchSpec
 from search_space.space import SearchSpace
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 EVIT_NAS = Path(sys.executable).parent / "evit-nas"
 

@@ -3,9 +3,9 @@
 import onnx
 import pytest
 
-from nas.export import export_onnx, onnx_parity
+from search_space.cost import export_onnx, onnx_parity
 from search_space import ArchSpec, build_model, create_model
-from search_space.zoo import model_spec
+from search_space.registry import model_spec
 
 
 def test_b0_with_official_weights_matches_in_onnxruntime(tmp_path, golden_b0):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..records import atomic_path
 
 __all__ = ["DEFAULT_OPSET", "export_onnx", "onnx_parity"]
 
@@ -24,12 +25,10 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: str | Pat
         The path written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = module.training
     module.eval()
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             # The TorchScript exporter is fast and needs no extra packages; its notes about
             # constant folding of slices are harmless.
             warnings.simplefilter("ignore")
@@ -43,11 +42,8 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: str | Pat
                 output_names=["output"],
                 do_constant_folding=True,
             )
-        os.replace(tmp, path)
     finally:
         module.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -1,0 +1,132 @@
+"""Arguments shared by the command groups, and the small helpers every handler uses to
+turn them into library objects (networks, spaces, SSH targets) and to print results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import EvitNasError
+from search_space.network import NetworkSpec
+from search_space.records import write_atomic
+from search_space.registry import resolve_any, resolve_network
+from search_space.spec import DATASETS, ArchSpec, SpecError, check_resolution
+
+MACS_NOTE = "MACs are multiply-accumulates as counted by fvcore (batch 1); params are trainable parameters"
+
+
+class CLIError(EvitNasError):
+    """A command-line request that cannot run (a missing option, an existing output file)."""
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1024x2048"`` -> (1024, 2048) (H x W)."""
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 1024x2048, got {text!r}") from None
+    try:
+        return check_resolution((height, width))
+    except SpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def host_name() -> str:
+    return (platform.node() or "device").split(".")[0]
+
+
+# ------------------------------------------------------------------ options
+def add_dataset(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes",
+                   help="dataset: sets classes, head layout and the default resolution (default: cityscapes)")
+
+
+def add_network(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("network", metavar="NETWORK", nargs=None if required else "?",
+                   help="registered name (e.g. efficientvit_seg_b1) or ArchSpec JSON file")
+    add_dataset(p)
+
+
+def add_space(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", help="search space JSON/YAML file (default: the built-in space)")
+
+
+def add_json(p: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
+    p.add_argument("--json", action="store_true", help=help)
+
+
+def add_force(p: argparse.ArgumentParser, help: str = "replace an existing output file") -> None:
+    p.add_argument("--force", action="store_true", help=help)
+
+
+def add_timing(p: argparse.ArgumentParser, warmup: int = 3, repeats: int = 20) -> None:
+    p.add_argument("--warmup", type=int, default=warmup, help=f"untimed visits per model (default: {warmup})")
+    p.add_argument("--repeats", type=int, default=repeats, help=f"timed visits per model (default: {repeats})")
+
+
+def add_remote(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("measuring on another device over SSH (it needs python3, numpy, onnxruntime; no torch)")
+    g.add_argument("--remote", metavar="USER@HOST", help="time on this SSH host instead of this machine")
+    g.add_argument("--port", type=int, default=22, help="SSH port (default: 22)")
+    g.add_argument("--identity", metavar="FILE", help="SSH private key")
+    g.add_argument("--remote-python", default="python3", help="Python on the device (default: python3)")
+    g.add_argument("--ssh-option", action="append", metavar="OPT", help="extra `ssh -o` option (repeatable)")
+
+
+# ------------------------------------------------------------------ objects
+def resolve(network: str, dataset: str | None, peers: bool = False) -> tuple[str, NetworkSpec]:
+    """A registered name, an ArchSpec file (or, with ``peers``, a peer's name) -> (label, spec);
+    the label is the name or the file name."""
+    spec = resolve_any(network, dataset) if peers else resolve_network(network, dataset)
+    return (network if not Path(str(network)).is_file() else Path(network).name), spec
+
+
+def network_arg(args: argparse.Namespace) -> tuple[str, ArchSpec]:
+    return resolve(args.network, args.dataset)  # type: ignore[return-value]
+
+
+def resolution_arg(args: argparse.Namespace) -> tuple[int, int]:
+    return args.resolution or DATASETS[args.dataset].resolution
+
+
+def load_space(args: argparse.Namespace) -> Any:
+    from search_space.space import SearchSpace
+
+    return SearchSpace.from_file(args.space) if args.space else SearchSpace.default(args.dataset)
+
+
+def remote_target(args: argparse.Namespace) -> Any:
+    """The SSH target of ``--remote``, or None."""
+    if not args.remote:
+        return None
+    from latency_tables.remote import SSHTarget
+
+    return SSHTarget(args.remote, port=args.port, identity=args.identity, python=args.remote_python,
+                     options=tuple(args.ssh_option or ()))
+
+
+# ------------------------------------------------------------------ output
+def refuse_existing(path: Path, force: bool, what: str = "output path") -> None:
+    if path.exists() and not force:
+        raise CLIError(f"{path} exists; choose another {what} or pass --force to replace it")
+
+
+def write_new(path: Path, text: str, force: bool) -> None:
+    """Write ``text`` atomically; refuse to replace an existing file unless ``force``."""
+    refuse_existing(path, force)
+    write_atomic(path, text)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def millions(n: int) -> str:
+    return f"{n / 1e6:.3f}"
+
+
+def billions(n: int) -> str:
+    return f"{n / 1e9:.3f}"

@@ -1,0 +1,262 @@
+"""Commands about device latency: ``profile`` (build a table) and ``latency predict |
+validate | measure``."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+from search_space.registry import resolve_network
+from search_space.spec import DATASETS
+
+from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_remote, add_space, add_timing,
+                   billions, host_name, load_space, millions, network_arg, parse_resolution, print_json,
+                   refuse_existing, remote_target, resolve)
+from .progress import Progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("profile", help="measure a device into a latency table",
+                       description="Export every block the search space can produce (or the blocks of given networks) "
+                       "to ONNX, time each with onnxruntime on the device, and write a latency table with its metadata. "
+                       "Interrupt it at any time: the next run resumes. An existing table is extended, never lost.")
+    p.add_argument("--device", default=host_name(), help="a name for the device (default: this host's name)")
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    add_timing(p)
+    p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
+    add_dataset(p)
+    add_space(p)
+    p.add_argument("--blocks-from", nargs="+", metavar="NETWORK", help="profile only the blocks of these networks")
+    p.add_argument("--calibration", type=int, default=40, help="end-to-end networks timed to calibrate (default: 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks (default: 0)")
+    p.add_argument("--export-only", metavar="DIR", help="only write the bundle (ONNX + manifest + profile.py) to DIR")
+    p.add_argument("--import", dest="import_results", metavar="RESULTS", help="import a results CSV timed on a device")
+    p.add_argument("--bundle", metavar="DIR", help="with --import: the bundle it was timed from")
+    p.add_argument("--keep-work", action="store_true", help="keep the work folder (bundle, raw results)")
+    add_json(p, "machine-readable summary")
+    add_remote(p)
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("latency", help="predict latency from a table, or check a table",
+                       description="Predict a network's latency from a device table, or validate the table against "
+                       "end-to-end measurements.")
+    lat = p.add_subparsers(dest="latency_command", metavar="ACTION", required=True)
+    q = lat.add_parser("predict", help="predicted latency of a network",
+                       description="Predict a network's end-to-end latency (ms, batch 1) on the table's device.")
+    q.add_argument("--table", required=True, help="latency table CSV")
+    add_network(q)
+    q.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="must be the table's (default: it)")
+    q.add_argument("--threads", type=int, help="refuse the table unless it was measured with this many threads")
+    q.add_argument("--force", action="store_true", help="use a table with another thread count, with a warning")
+    add_json(q)
+    q.set_defaults(func=cmd_latency_predict)
+
+    q = lat.add_parser("validate", help="predicted against measured latency on held-out networks",
+                       description="Sample held-out networks (plus B0-B3 where the space has them), time each end to end "
+                       "with the table's protocol, and report how well the table predicts them: share within ±5%% and "
+                       "±10%%, MAPE, Spearman, and the same for a MACs-proportional baseline. Writes a CSV and a PNG.")
+    q.add_argument("--table", required=True, help="latency table CSV")
+    q.add_argument("--samples", type=int, default=20, help="random held-out networks (default: 20)")
+    q.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
+    add_dataset(q)
+    add_space(q)
+    q.add_argument("-o", "--output", default="latency_validation", help="folder for the CSV and PNG (default: latency_validation)")
+    q.add_argument("--force", action="store_true", help="measure despite another onnxruntime version, with a warning")
+    add_timing(q)
+    add_json(q, "machine-readable summary")
+    add_remote(q)
+    q.set_defaults(func=cmd_latency_validate)
+
+    q = lat.add_parser("measure", help="end-to-end latency of networks, peers included",
+                       description="Export networks whole to ONNX and time them end to end with the table protocol "
+                       "(onnxruntime, batch 1, warm-up, interleaved repeats, median and p10/p90), here or over SSH. "
+                       "Takes EfficientViT networks, ArchSpec files and the peers (segformer_b0..b3, segnext_t/s), so "
+                       "all are measured the same way on the same device. With --table, the device, threads and "
+                       "resolution default to the table's and EfficientViT networks get its prediction alongside.")
+    q.add_argument("networks", metavar="NETWORK", nargs="+", help="registered names, peers or ArchSpec JSON files")
+    add_dataset(q)
+    q.add_argument("--table", help="latency table: defaults for device, threads, resolution; predictions to compare")
+    q.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                   help="input size (default: the table's, else the dataset's)")
+    q.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: the table's, else 1)")
+    q.add_argument("--device", help="a name for the device (default: the table's, else this host's name)")
+    q.add_argument("-o", "--output", help="write the rows to this CSV (metadata as # lines)")
+    q.add_argument("--work", metavar="DIR", help="work folder for the ONNX files (default: OUTPUT.work); removed after")
+    add_force(q)
+    add_timing(q)
+    add_json(q)
+    add_remote(q)
+    q.set_defaults(func=cmd_latency_measure)
+
+
+def _table_path(args: argparse.Namespace) -> Path:
+    if args.output:
+        return Path(args.output)
+    h, w = args.resolution
+    return Path(f"{args.device}_{h}x{w}_t{args.threads}.csv")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from latency_tables.build import export_plan, import_results, plan_profile, profile_table
+    from latency_tables.bundle import load_bundle
+    from latency_tables.table import LatencyTable
+
+    if args.import_results:
+        if not args.bundle:
+            raise CLIError("--import needs --bundle DIR (the bundle the results were measured from)")
+        if args.resolution is None and not args.output:
+            raise CLIError("give -o TABLE (the table to write or extend) with --import")
+    elif args.resolution is None:
+        raise CLIError("give --resolution HxW (the input size the table is for, e.g. 512x1024)")
+    output = _table_path(args)
+    if args.import_results:
+        base = LatencyTable.load(output) if output.exists() else None
+        table = import_results(load_bundle(args.bundle), args.import_results, base)
+        table.save(output)
+        print(f"wrote {output}: {len(table.rows)} blocks from {args.import_results}")
+        return 0
+    remote = remote_target(args)
+    if remote is not None and not args.export_only:
+        from latency_tables.remote import check_remote
+
+        check_remote(remote)  # an unreachable host fails at once, before planning and exporting
+    space = load_space(args)
+    existing = LatencyTable.load(output) if output.exists() and not args.export_only else None
+    blocks_from = [resolve_network(n, args.dataset) for n in args.blocks_from or ()]
+    plan = plan_profile(args.resolution, space, blocks_from=blocks_from, calibration_networks=args.calibration,
+                        seed=args.seed, existing=existing)
+    if existing is not None:
+        print(f"extending {output}: {len(existing.rows)} blocks kept, {len(plan.blocks)} to measure", file=sys.stderr)
+    if args.export_only:
+        manifest = export_plan(args.export_only, plan, progress=Progress("export", "model"))
+        print(f"wrote bundle {args.export_only} ({len(manifest['entries'])} models). On the device (numpy + onnxruntime):\n"
+              f"  python3 {args.export_only}/profile.py run {args.export_only} -o results.csv --threads {args.threads} "
+              f"--device {args.device}\nthen here:\n  evit-nas profile --import results.csv --bundle {args.export_only} -o {output}")
+        return 0
+    if not plan.blocks and not plan.networks:
+        print(f"{output} already has every block; nothing to measure")
+        return 0
+    print(f"measuring {len(plan.blocks)} blocks and {len(plan.networks)} calibration networks at "
+          f"{args.resolution[0]}x{args.resolution[1]}, {args.threads} thread(s), on "
+          f"{args.remote or 'this machine'}", file=sys.stderr)
+    table = profile_table(output, plan, device=args.device, threads=args.threads, warmup=args.warmup,
+                          repeats=args.repeats, remote=remote, keep_work=args.keep_work,
+                          export_progress=Progress("export", "model"))
+    cal = table.calibration
+    result = {"table": str(output), "blocks": len(table.rows), "calibration_networks": cal.networks,
+              "calibration_fit_mape_pct": cal.fit_mape, "reference_ms": table.meta["reference"]["median_ms"]}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"wrote {output}: {len(table.rows)} blocks, calibrated on {cal.networks} networks "
+              f"(fit MAPE {cal.fit_mape}%), reference B0 {result['reference_ms']:.2f} ms")
+    return 0
+
+
+def cmd_latency_predict(args: argparse.Namespace) -> int:
+    from latency_tables.table import LatencyTable
+
+    label, spec = network_arg(args)
+    table = LatencyTable.load(args.table)
+    resolution = args.resolution or table.resolution
+    for warning in table.check(resolution=resolution, threads=args.threads, force=args.force):
+        print(warning, file=sys.stderr)
+    predicted = table.predict_ms(spec, resolution)
+    stages = table.breakdown_ms(spec, resolution)
+    info = {k: table.meta.get(k) for k in ("device", "cpu", "arch", "threads", "onnxruntime", "date")}
+    if args.json:
+        print_json({"network": label, "resolution": list(resolution), "predicted_ms": predicted, "stages_ms": stages,
+                    "table": str(args.table), **info})
+        return 0
+    print(f"{label}: {predicted:.2f} ms predicted at {resolution[0]}x{resolution[1]}, batch 1, "
+          f"{info['threads']} thread(s), on {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']})")
+    for name, ms in stages.items():
+        print(f"  {name:<9}{ms:>9.2f} ms")
+    return 0
+
+
+def cmd_latency_validate(args: argparse.Namespace) -> int:
+    import onnxruntime
+
+    from latency_tables.table import LatencyTable
+    from latency_tables.validate import held_out_networks, measure_and_compare, summarise, write_csv, write_plot
+
+    table = LatencyTable.load(args.table)
+    space = load_space(args)
+    remote = remote_target(args)
+    checks = {"space_fingerprint": space.fingerprint()} if table.meta.get("coverage") == "space" else {}
+    if remote is None:
+        checks.update(arch=platform.machine(), onnxruntime=onnxruntime.__version__)
+    for warning in table.check(force=args.force, **checks):
+        print(warning, file=sys.stderr)
+    networks = held_out_networks(space, table, args.samples, args.seed)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, meta = measure_and_compare(table, networks, work_dir=out_dir / "validate.work", warmup=args.warmup,
+                                     repeats=args.repeats, remote=remote, export_progress=Progress("export", "network"))
+    summaries = summarise(rows)
+    stem = f"validate_{Path(args.table).stem}_n{args.samples}_s{args.seed}"
+    csv_path, png_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.png"
+    info = {"table": str(args.table), "device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
+            "onnxruntime": meta.get("onnxruntime"), "threads": meta.get("threads"), "date": meta.get("date"),
+            "resolution": "x".join(map(str, table.resolution)), "samples": args.samples, "seed": args.seed}
+    write_csv(csv_path, rows, {**info, **{f"summary_{k}": v.line() for k, v in summaries.items()}})
+    write_plot(png_path, rows, summaries, f"{table.meta['device']} {info['resolution']}, {info['threads']} thread(s): "
+               f"{len(rows)} held-out networks")
+    if args.json:
+        print_json({"csv": str(csv_path), "png": str(png_path), **info, **{k: vars(v) for k, v in summaries.items()}})
+        return 0
+    print(f"{'network':<22}{'predicted':>10}{'measured':>10}{'error':>8}  spec")
+    for r in rows:
+        print(f"{r['name']:<22}{r['predicted_ms']:>9.2f} {r['measured_ms']:>9.2f} {r['error_pct']:>+7.1f}%  {r['summary']}")
+    print(f"\nlatency table   : {summaries['table'].line()}")
+    print(f"MACs baseline   : {summaries['macs_baseline'].line()}")
+    print(f"(against raw timings, without the speed correction: table {summaries['table_raw'].line()})")
+    print(f"wrote {csv_path} and {png_path}")
+    return 0
+
+
+def cmd_latency_measure(args: argparse.Namespace) -> int:
+    from latency_tables.measure import MEASURE_COLUMNS, measure
+    from latency_tables.table import LatencyTable
+    from search_space.records import write_csv
+
+    table = LatencyTable.load(args.table) if args.table else None
+    resolution = args.resolution or (tuple(table.resolution) if table else DATASETS[args.dataset].resolution)
+    threads = args.threads or (int(table.meta["threads"]) if table else 1)
+    device = args.device or (table.meta["device"] if table else host_name())
+    if table is not None:
+        for warning in table.check(threads=threads, arch=None if args.remote else platform.machine(), force=True):
+            print(warning, file=sys.stderr)
+    networks = [resolve(n, args.dataset, peers=True) for n in args.networks]
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        refuse_existing(output, args.force, "-o path")
+    work = Path(args.work or (str(output) + ".work" if output else "measure.work"))
+    print(f"measuring {len(networks)} network(s) end to end at {resolution[0]}x{resolution[1]}, batch 1, "
+          f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
+    rows, meta = measure(networks, resolution, work_dir=work, device=device, threads=threads, warmup=args.warmup,
+                         repeats=args.repeats, remote=remote_target(args), table=table,
+                         export_progress=Progress("export", "network"))
+    info = {"device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
+            "onnxruntime": meta.get("onnxruntime"), "threads": threads, "date": meta.get("date"),
+            "table": args.table, "warmup": args.warmup, "repeats": args.repeats}
+    if output is not None:
+        write_csv(output, MEASURE_COLUMNS, rows, info)
+    if args.json:
+        print_json({**info, "rows": rows, "csv": str(output) if output else None})
+        return 0
+    print(f"{'network':<26}{'measured (ms)':>14}{'p10-p90 (ms)':>17}{'predicted (ms)':>16}{'MACs (G)':>10}{'params (M)':>12}")
+    for r in rows:
+        predicted = "" if r["predicted_ms"] is None else f"{r['predicted_ms']:.2f}"
+        print(f"{r['name']:<26}{r['measured_ms']:>14.2f}{r['p10_ms']:>8.2f}-{r['p90_ms']:<8.2f}{predicted:>16}"
+              f"{billions(r['macs']):>10}{millions(r['params']):>12}")
+    print(f"\non {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
+          + (" rescaled to the table's typical device speed" if table else "") + ". "
+          "Peers are measured only (never table-predicted).")
+    if output is not None:
+        print(f"wrote {output}")
+    return 0

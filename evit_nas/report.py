@@ -1,0 +1,135 @@
+"""Commands that put everything together: ``report`` (figures and an HTML page for a
+study) and ``demo`` (search, validate and report on built-in defaults)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from .args import CLIError, add_json, add_remote, print_json, remote_target, resolve
+from .progress import Progress
+from .search import search_progress
+
+#: the table the demo searches on, shipped in latency_tables/
+DEMO_TABLE = "x86_64_xeon_2core_256x512_t1.csv"
+DEMO_RESOLUTION = (128, 256)
+
+
+def _add_comparison(p: argparse.ArgumentParser, warmup: int, repeats: int) -> None:
+    g = p.add_argument_group("measuring EfficientViT B0-B3 and the peers on this machine")
+    g.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs per network (default: {warmup})")
+    g.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per network (default: {repeats})")
+    g.add_argument("--compare", nargs="+", metavar="NAME",
+                   help="measure only these of efficientvit_seg_b0..b3, segformer_b0..b3, segnext_t/s "
+                   "(default: all; the large SegFormers take a while on a small CPU)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="figures and an HTML page: the search against B0-B3, SegFormer and SegNeXt",
+                       description="Write PNG + SVG figures, the CSV behind each, and OUT/index.html: published mIoU "
+                       "against published MACs and against latency measured here (EfficientViT B0-B3, SegFormer "
+                       "B0-B3, SegNeXt T/S, all timed end to end with the table protocol on this machine), the "
+                       "search's trials and Pareto front, the validated networks' mIoU, and the latency table's "
+                       "accuracy. The networks are timed on the device of the study's table: this machine, or the device "
+                       "over SSH with --remote. Measurements are kept in OUT/measured.csv and reused by the next report.")
+    p.add_argument("--storage", help="Optuna storage of the study (default: evit-nas.journal)")
+    p.add_argument("--study", required=True, help="study name (from evit-nas search)")
+    p.add_argument("-o", "--output", default="report", help="report folder (default: report)")
+    p.add_argument("--table", help="the study's latency table, if it is no longer where the study says")
+    _add_comparison(p, warmup=2, repeats=10)
+    add_json(p, "machine-readable summary")
+    add_remote(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="search, validate and report on built-in defaults (about 5-10 minutes)",
+                       description="The whole job on built-in defaults: search the default space for a latency budget "
+                       "on the shipped x86 table, train the best few front networks (and EfficientViT-B0) briefly on "
+                       "the procedural dataset, measure B0-B3 and the peers here, and write the report. Rerun to "
+                       "resume: finished steps are reused.")
+    p.add_argument("--out", default="evit-nas-demo", help="folder for the study, checkpoints and report (default: evit-nas-demo)")
+    p.add_argument("--table", help=f"latency table (default: the shipped {DEMO_TABLE})")
+    p.add_argument("--budget-ms", type=float, default=50.0, help="latency budget in ms (default: 50)")
+    p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
+    p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
+    p.add_argument("--steps", type=int, default=150, help="training steps per network (default: 150)")
+    p.add_argument("--train-peers", nargs="*", metavar="PEER", default=["segformer_b0"],
+                   help="peers to train with the same recipe, for the validation figure (default: segformer_b0, about "
+                   "2x B0's training time here; segnext_t takes about 6x; `--train-peers` alone: none)")
+    _add_comparison(p, warmup=1, repeats=5)
+    p.set_defaults(func=cmd_demo)
+
+
+def _study_table(args: argparse.Namespace, study: Any) -> Any:
+    from latency_tables.table import LatencyTable
+
+    path = args.table or study.user_attrs.get("table")
+    if not path or not Path(path).is_file():
+        raise CLIError(f"the study's latency table {path!r} is not here; give it with --table FILE")
+    return LatencyTable.load(path)
+
+
+def _print_speedups(rows: list[dict[str, Any]]) -> None:
+    print(f"\n{'EfficientViT':<22}{'peer':<15}{'dataset':<12}{'published Orin':>15}{'measured here':>15}")
+    for r in rows:
+        pub = "" if r["published_orin_speedup"] is None else f"{r['published_orin_speedup']:.2f}x"
+        here = "" if r["measured_speedup_here"] is None else f"{r['measured_speedup_here']:.2f}x"
+        print(f"{r['efficientvit']:<22}{r['peer']:<15}{r['dataset']:<12}{pub:>15}{here:>15}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import sys
+
+    from nas.search import load_study
+    from reports.report import write_report
+
+    study = load_study(args.storage, args.study)
+    table = _study_table(args, study)
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    summary = write_report(study, table, args.output, warmup=args.warmup, repeats=args.repeats, compare=args.compare,
+                           remote=remote_target(args), progress=lambda what: Progress(what, "network"), log=say)
+    if args.json:
+        print_json(summary)
+        return 0
+    _print_speedups(summary["speedups"])
+    print(f"\nreport: {summary['index']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import latency_tables
+    from latency_tables.table import LatencyTable
+    from nas.search import run_search
+    from nas.validate import Entry, default_recipe, front_entries, open_datasets, validate
+    from reports.report import write_report
+    from search_space.space import SearchSpace
+
+    started = time.monotonic()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table_path = Path(args.table) if args.table else Path(latency_tables.__file__).with_name(DEMO_TABLE)
+    table = LatencyTable.load(table_path)
+    storage = str(out / "demo.journal")
+    name = f"demo-budget{args.budget_ms:g}ms"
+    print(f"[1/3] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
+          f"({table_path.name}); study {name!r} in {storage}")
+    progress = search_progress()
+    study = run_search(table, SearchSpace.default("cityscapes"), budget_ms=args.budget_ms, trials=args.trials,
+                       objectives="proxy,latency", proxy="params", sampler="nsga2", storage=storage, study_name=name,
+                       seed=0, table_path=str(table_path),
+                       progress=lambda done, total, feasible, size: progress(done, total, feasible=feasible, front=size))
+    entries = front_entries(study, args.top_k)
+    entries += [Entry(*resolve(n, "cityscapes", peers=True)) for n in args.train_peers]
+    recipe = default_recipe("synthetic", DEMO_RESOLUTION, args.steps, 8, 0)
+    train_set, val_set = open_datasets("synthetic", DEMO_RESOLUTION)
+    print(f"[2/3] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
+          f"dataset at {DEMO_RESOLUTION[0]}x{DEMO_RESOLUTION[1]}")
+    validate(entries, train_set, val_set, dataset="synthetic", recipe=recipe, work_dir=out / "validation", study=study,
+             progress=Progress("train", "step"))
+    print("[3/3] report: measure B0-B3 and the peers end to end, draw the figures")
+    summary = write_report(study, table, out / "report", warmup=args.warmup, repeats=args.repeats, compare=args.compare,
+                           progress=lambda what: Progress(what, "network"))
+    _print_speedups(summary["speedups"])
+    print(f"\ndemo finished in {time.monotonic() - started:.0f} s; report: {summary['index']}")
+    return 0

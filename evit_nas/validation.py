@@ -1,0 +1,90 @@
+"""The ``validate`` command: brief training of a study's front (or of named networks)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from search_space.spec import DATASETS
+
+from .args import CLIError, add_json, billions, millions, parse_resolution, print_json, resolve
+from .progress import Progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="train a study's front networks briefly and measure their mIoU",
+                       description="Check a search by brief training: take K networks spread along the latency axis "
+                       "of a study's feasible Pareto front (the fastest, the slowest, the rest evenly spaced), or the "
+                       "NETWORKs given, plus EfficientViT-B0 as a reference; train each with the same short recipe "
+                       "(AdamW, warm-up + cosine, crops of the resolution) for the dataset's classes, and evaluate "
+                       "mIoU and pixel accuracy on its validation split. Writes OUT/results.csv (one row per network: "
+                       "spec, predicted latency, MACs, params, mIoU, recipe, timings, device) and OUT/checkpoints/; "
+                       "with a study, also the study user attributes validation:<trial> and validation:reference. "
+                       "Resumable: rerun the same command after an interruption; finished networks are not "
+                       "retrained and an interrupted one resumes from its last checkpoint.")
+    p.add_argument("networks", metavar="NETWORK", nargs="*",
+                   help="registered names or ArchSpec JSON files to train instead of a study's front")
+    p.add_argument("--storage", help="Optuna storage of the study (default: evit-nas.journal)")
+    p.add_argument("--study", help="study name (from evit-nas search)")
+    p.add_argument("--top-k", type=int, metavar="K", help="with --study: how many front networks to train")
+    p.add_argument("--dataset", default="synthetic", metavar="DATASET",
+                   help="synthetic (generated, nothing to download), cityscapes:PATH or ade20k:PATH (default: synthetic)")
+    p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
+                   help="training crop and synthetic image size (default: 128x256 for synthetic, whose task scales "
+                   "with the image; for cityscapes and ade20k the study's table resolution, else 512x1024 and 512x512)")
+    p.add_argument("--steps", type=int, default=400, help="training steps per network (default: 400)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per step (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation and batch order seed (default: 0)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: validation/STUDY or validation/networks)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where to train: cpu, cuda, or auto (cuda when available) (default: cpu)")
+    p.add_argument("--no-reference", action="store_true", help="do not train the B0 reference")
+    p.add_argument("--no-progress", action="store_true", help="no training progress bar")
+    add_json(p, "machine-readable rows on standard output")
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nas.search import load_study
+    from nas.validate import Entry, default_recipe, front_entries, open_datasets, safe_name, training_resolution, validate
+
+    if not args.study and not args.networks:
+        raise CLIError("give --study NAME --top-k K (networks of a search's front), or NETWORK arguments "
+                       "(with --study too, their results are recorded in that study)")
+    kind = args.dataset.partition(":")[0]
+    study = None
+    entries = [Entry(*resolve(n, kind if kind in DATASETS else "cityscapes", peers=True)) for n in args.networks]
+    if args.study:
+        if args.top_k is None and not args.networks:
+            raise CLIError("--study needs --top-k K (how many networks of the front to train) or NETWORK arguments")
+        study = load_study(args.storage, args.study)
+        if args.top_k is not None:
+            entries = front_entries(study, args.top_k) + entries
+    elif args.top_k is not None:
+        raise CLIError("--top-k picks networks of a study's front: give --study NAME too")
+    resolution = training_resolution(args.dataset, args.resolution, study)
+    recipe = default_recipe(kind, resolution, args.steps, args.batch_size, args.seed)
+    train_set, val_set = open_datasets(args.dataset, resolution)
+    out = Path(args.out or Path("validation") / safe_name(args.study or "networks"))
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    say(f"training {len(entries)} network(s){'' if args.no_reference else ' + B0 reference'} on {args.dataset} at "
+        f"{resolution[0]}x{resolution[1]}: {recipe.steps} steps of batch {recipe.batch_size}, seed {recipe.seed}; "
+        f"results in {out}")
+    rows = validate(entries, train_set, val_set, dataset=args.dataset, recipe=recipe, work_dir=out, device=args.device,
+                    study=study, reference=not args.no_reference,
+                    progress=None if args.no_progress else Progress("train", "step"), log=say)
+    if args.json:
+        parsed = ("spec", "recipe", "per_class_iou")
+        print_json({"results": str(out / "results.csv"), "study": args.study,
+                    "rows": [{k: json.loads(v) if k in parsed else v for k, v in r.items()} for r in rows]})
+        return 0
+    print(f"\n{'network':<22}{'latency (ms)':>13}{'MACs (G)':>10}{'params (M)':>12}{'mIoU (%)':>10}{'pixel acc (%)':>15}")
+    for r in rows:
+        latency = "" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}"
+        print(f"{r['network']:<22}{latency:>13}{billions(r['macs']):>10}{millions(r['params']):>12}{r['miou']:>10.1f}"
+              f"{r['pixel_accuracy']:>15.1f}")
+    print(f"\nwrote {out / 'results.csv'}" + (f"; study {args.study!r} has the results as user attributes "
+                                                "validation:<trial> and validation:reference" if study else ""))
+    return 0

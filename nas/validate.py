@@ -25,7 +25,6 @@ on the command line (peers included), each a dict with ``network``, ``miou``,
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -43,7 +42,7 @@ from search_space.cost import count_macs, count_params
 from search_space.create import build_network
 from search_space.errors import EvitNasError
 from search_space.network import NetworkSpec
-from search_space.records import cpu_model, write_csv
+from search_space.records import cpu_model, read_csv, write_csv
 from search_space.registry import model_spec
 
 from .data import open_dataset
@@ -157,12 +156,11 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValidateError(f"{path} is not a results file of evit-nas validate (columns {reader.fieldnames}); "
-                                "choose another --out folder")
-        return [_typed(row) for row in reader]
+    _, rows = read_csv(path)
+    if rows and tuple(rows[0]) != COLUMNS:
+        raise ValidateError(f"{path} is not a results file of evit-nas validate (columns {list(rows[0])}); "
+                            "choose another --out folder")
+    return [_typed(row) for row in rows]
 
 
 def _typed(row: dict[str, str]) -> dict[str, Any]:

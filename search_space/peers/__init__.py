@@ -11,13 +11,12 @@ papers' and official repositories' numbers, one row per model and dataset, with 
 
 from __future__ import annotations
 
-import csv
 import importlib
-import io
 from importlib import resources
 from typing import Any
 
 from ..network import PeerSpec
+from ..records import parse_csv
 from ..registry import model_entry, register_model
 from ..spec import DATASETS
 
@@ -82,5 +81,5 @@ def published(name: str | None = None) -> list[dict[str, str | float | None]]:
     floats, or None where the source publishes none.
     """
     text = resources.files(__name__).joinpath("published.csv").read_text(encoding="utf-8")
-    rows = [_parse(row) for row in csv.DictReader(io.StringIO(text))]
+    rows = [_parse(row) for row in parse_csv(text, "published.csv")[1]]
     return rows if name is None else [row for row in rows if row["model"] == name]

@@ -100,16 +100,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import latency_tables
     from latency_tables.table import LatencyTable
+
+    started = time.monotonic()
+    table_path = Path(args.table) if args.table else Path(latency_tables.__file__).with_name(DEMO_TABLE)
+    table = LatencyTable.load(table_path)  # a bad table fails before the heavy imports
     from nas.search import run_search
     from nas.validate import Entry, default_recipe, front_entries, open_datasets, validate
     from reports.report import write_report
     from search_space.space import SearchSpace
 
-    started = time.monotonic()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    table_path = Path(args.table) if args.table else Path(latency_tables.__file__).with_name(DEMO_TABLE)
-    table = LatencyTable.load(table_path)
     storage = str(out / "demo.journal")
     name = f"demo-budget{args.budget_ms:g}ms"
     print(f"[1/3] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "

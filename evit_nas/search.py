@@ -63,10 +63,11 @@ def print_front(rows: list[dict[str, Any]]) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from latency_tables.table import LatencyTable
+
+    table = LatencyTable.load(args.table)  # a bad table fails before the search's imports
+    space = load_space(args)
     from nas.search import default_study_name, front, run_search
 
-    table = LatencyTable.load(args.table)
-    space = load_space(args)
     name = args.study or default_study_name(args.table, args.budget_ms, args.objectives, args.proxy, args.sampler,
                                             args.seed)
     progress = None if args.json else search_progress()

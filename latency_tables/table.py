@@ -40,6 +40,8 @@ from search_space.errors import EvitNasError
 from search_space.records import format_csv, parse_csv, write_atomic
 from search_space.spec import ArchSpec, check_resolution
 
+from .transfer import fit_transfer
+
 __all__ = ["TABLE_FORMAT", "FEATURES", "TableError", "MissingBlocksError", "LatencyTable", "Calibration",
            "fit_calibration", "features"]
 
@@ -96,43 +98,40 @@ class Calibration:
     coefficients: dict[str, float] = field(default_factory=lambda: dict(IDENTITY))
     networks: int = 0
     fit_mape: float | None = None
+    #: leave-one-out MAPE (%) of the fit, the honest estimate; None when too few networks
+    cv_mape: float | None = None
+    #: the strength of the pull towards the prior that cross-validation chose
+    prior_weight: float | None = None
 
     def vector(self) -> np.ndarray:
         return np.array([self.coefficients[name] for name in FEATURES])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"coefficients": self.coefficients, "networks": self.networks, "fit_mape": self.fit_mape}
+        return {"coefficients": self.coefficients, "networks": self.networks, "fit_mape": self.fit_mape,
+                "cv_mape": self.cv_mape, "prior_weight": self.prior_weight}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Calibration":
         coefficients = {name: float(data["coefficients"][name]) for name in FEATURES}
-        return cls(coefficients, int(data.get("networks", 0)), data.get("fit_mape"))
+        return cls(coefficients, int(data.get("networks", 0)), data.get("fit_mape"), data.get("cv_mape"),
+                   data.get("prior_weight"))
 
 
-def fit_calibration(feature_rows: np.ndarray, measured_ms: np.ndarray, prior_weight: float = 0.01) -> Calibration:
-    """Fit the calibration to end-to-end timings: least squares on relative errors, with a
-    ridge pull of strength ``prior_weight`` towards the plain sum (:data:`IDENTITY`).
+def fit_calibration(feature_rows: np.ndarray, measured_ms: np.ndarray, prior_weight: float | None = None,
+                    prior: dict[str, float] | None = None) -> Calibration:
+    """Fit the calibration to end-to-end timings with :func:`latency_tables.transfer.fit_transfer`:
+    least squares on relative errors, pulled towards ``prior`` (default: the plain sum,
+    :data:`IDENTITY`) rescaled by the typical measured / prior ratio; the strength of the
+    pull is chosen by leave-one-out cross-validation unless ``prior_weight`` is given.
 
     Args:
         feature_rows: (networks, len(FEATURES)) from :func:`features`.
         measured_ms: (networks,) measured end-to-end latencies.
     """
-    x = np.asarray(feature_rows, dtype=float)
-    measured = np.asarray(measured_ms, dtype=float)
-    n, d = x.shape
-    # Columns are rescaled to comparable magnitudes so that one prior weight fits all.
-    column_scale = np.where(np.abs(x).mean(axis=0) > 0, np.abs(x).mean(axis=0), 1.0) / measured.mean()
-    design = x / column_scale / measured[:, None]
-    prior = np.array([IDENTITY[name] for name in FEATURES]) * column_scale
-    strength = np.sqrt(prior_weight * n)
-    solution = np.linalg.lstsq(
-        np.vstack([design, strength * np.eye(d)]), np.r_[np.ones(n), strength * prior], rcond=None
-    )[0] / column_scale
-    unused = np.abs(x).sum(axis=0) == 0  # kinds no calibration network has keep the prior
-    solution[unused] = prior[unused] / column_scale[unused]
-    predicted = x @ solution
-    mape = float(np.mean(np.abs(predicted / measured - 1)) * 100)
-    return Calibration(dict(zip(FEATURES, (float(v) for v in solution))), n, round(mape, 3))
+    fit = fit_transfer(np.asarray(feature_rows, dtype=float), np.asarray(measured_ms, dtype=float),
+                       np.array([(prior or IDENTITY)[name] for name in FEATURES]), prior_weight=prior_weight)
+    return Calibration(dict(zip(FEATURES, (float(v) for v in fit.coefficients))), fit.networks, fit.fit_mape,
+                       fit.cv_mape, fit.prior_weight)
 
 
 def _number(row: dict, column: str, origin: str, line: int) -> float:

@@ -86,10 +86,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     order = np.argsort(values, kind="mergesort")
     ranks = np.empty(len(values))
     ranks[order] = np.arange(len(values), dtype=float)
-    for value in np.unique(values):  # average ranks of ties
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, ranks) / counts)[inverse]  # ties share their average rank
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:

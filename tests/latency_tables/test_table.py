@@ -60,13 +60,14 @@ def test_fit_calibration_recovers_known_corrections():
     assert list(cal.coefficients) == list(FEATURES)
 
 
-def test_calibration_keeps_the_prior_for_kinds_never_seen():
+def test_calibration_keeps_the_rescaled_prior_for_kinds_never_seen():
     rng = np.random.default_rng(1)
     x = np.c_[rng.uniform(0.1, 5.0, size=(20, len(BLOCK_KINDS))), rng.integers(10, 40, 20), rng.uniform(1, 20, 20), np.ones(20)]
     x[:, BLOCK_KINDS.index("dsconv")] = 0.0
     cal = fit_calibration(x, x[:, :6].sum(1) * 1.3)
-    assert cal.coefficients["scale_dsconv"] == 1.0
+    assert cal.coefficients["scale_dsconv"] == pytest.approx(1.3)  # the typical measured / plain-sum ratio
     assert 1.1 < cal.coefficients["scale_mbconv"] < 1.5
+    assert cal.cv_mape is not None and cal.prior_weight is not None
 
 
 def test_refuses_other_resolutions_threads_spaces_and_architectures(space):

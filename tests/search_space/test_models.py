@@ -52,8 +52,17 @@ def test_model_forward_features_head_and_parameter_count(name):
     assert _dataset(name) in entry.datasets
 
 
+#: a ``_cityscapes`` variant is the very network of its base name (Cityscapes is the default)
+EXPORTED = [n for n in NAMES if not n.endswith("_cityscapes")]
+
+
+def test_a_cityscapes_variant_is_its_base_network():
+    for name in set(NAMES) - set(EXPORTED):
+        assert model_spec(name) == model_spec(split_dataset_suffix(name)[0])
+
+
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if split_dataset_suffix(n)[0] in SLOW_EXPORTS
-                                  else n for n in NAMES])
+                                  else n for n in EXPORTED])
 def test_model_exports_to_onnx_with_parity(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name)

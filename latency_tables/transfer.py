@@ -1,0 +1,140 @@
+"""The one fitting method behind every latency prediction: a linear model of a network's
+features, fitted to end-to-end measurements by least squares on relative errors, with a
+ridge pull towards a prior.
+
+It serves three uses with the same code:
+
+- calibrating a table on its device (features: the table's block latencies summed per block
+  kind, the number of blocks, the MB of block inputs, 1; prior: their plain sum);
+- adapting a table to a new device from a few measured networks (the same features, read
+  from the source device's table; prior: the source calibration, rescaled by the typical
+  ratio between the devices);
+- transferring per-network latencies between devices when no blocks exist at all, as in
+  the NAS-Bench-201 measurements (features: the source device's latency and a few counts of
+  the network's operations; prior: the source latency, rescaled).
+
+The prior is what a handful of measurements cannot overturn: with few networks the fit
+stays close to "the source, rescaled", and as measurements accumulate the data decide. The
+strength of the pull is chosen by leave-one-out cross-validation on the measured networks
+when there are enough of them (:func:`fit_transfer`), so no constant is tuned on one device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["PRIOR_WEIGHTS", "Fit", "fit_linear", "fit_transfer", "relative_errors"]
+
+#: candidate strengths of the pull towards the prior, tried by cross-validation
+PRIOR_WEIGHTS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+#: fewer measured networks than this: no cross-validation, the middle strength
+MIN_FOR_CV = 6
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted linear latency model: ``predicted_ms = features @ coefficients``.
+
+    Attributes:
+        coefficients: one per feature column.
+        prior_weight: the strength of the pull towards the prior that was used.
+        scale: the typical target / prior ratio the prior was rescaled by.
+        networks: how many measured networks it was fitted on.
+        fit_mape: mean absolute percentage error on those networks (%).
+        cv_mape: leave-one-out MAPE (%) at the chosen strength; None without cross-validation.
+    """
+
+    coefficients: np.ndarray
+    prior_weight: float
+    scale: float
+    networks: int
+    fit_mape: float
+    cv_mape: float | None
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, dtype=float) @ self.coefficients
+
+
+def relative_errors(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
+    """``predicted / measured - 1`` elementwise."""
+    return np.asarray(predicted, dtype=float) / np.asarray(measured, dtype=float) - 1
+
+
+def fit_linear(features: np.ndarray, measured_ms: np.ndarray, prior: np.ndarray, prior_weight: float) -> np.ndarray:
+    """Coefficients minimising sum((f.w / m - 1)^2) + prior_weight * n * |(w - prior) * s|^2.
+
+    Columns are rescaled to comparable magnitudes (``s``: a column's mean magnitude over the
+    mean latency) so that one weight fits every column; a column that is zero for every
+    measured network keeps its prior coefficient.
+    """
+    x = np.asarray(features, dtype=float)
+    measured = np.asarray(measured_ms, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    n, d = x.shape
+    magnitude = np.abs(x).mean(axis=0)
+    column_scale = np.where(magnitude > 0, magnitude, 1.0) / measured.mean()
+    design = x / column_scale / measured[:, None]
+    target_prior = prior * column_scale
+    strength = np.sqrt(prior_weight * n)
+    solution = np.linalg.lstsq(np.vstack([design, strength * np.eye(d)]),
+                               np.r_[np.ones(n), strength * target_prior], rcond=None)[0] / column_scale
+    unused = magnitude == 0
+    solution[unused] = prior[unused]
+    return solution
+
+
+def fit_transfer(features: np.ndarray, measured_ms: np.ndarray, prior: np.ndarray, *, rescale_prior: bool = True,
+                 prior_weights: Sequence[float] = PRIOR_WEIGHTS, prior_weight: float | None = None) -> Fit:
+    """Fit the linear model of :func:`fit_linear`, choosing the pull towards the prior.
+
+    Args:
+        features: (networks, columns) features of the measured networks.
+        measured_ms: (networks,) their measured latencies.
+        prior: (columns,) the coefficients to fall back on (for instance the source device's
+            calibration, or 1 on a source-latency column and 0 elsewhere).
+        rescale_prior: multiply the prior by the median ratio measured / (features . prior)
+            first: another device is mostly a different speed.
+        prior_weights: strengths tried by leave-one-out cross-validation (with at least
+            ``MIN_FOR_CV`` networks; otherwise the middle one is used).
+        prior_weight: use this strength, no cross-validation.
+
+    Raises:
+        ValueError: no networks, mismatched shapes, or non-positive measurements.
+    """
+    x = np.asarray(features, dtype=float)
+    measured = np.asarray(measured_ms, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    if x.ndim != 2 or len(x) != len(measured) or len(x) == 0 or x.shape[1] != len(prior):
+        raise ValueError(f"fit_transfer: features {x.shape}, measured {measured.shape}, prior {prior.shape} do not match")
+    if not np.all(measured > 0):
+        raise ValueError("fit_transfer: measured latencies must be positive")
+    scale = 1.0
+    if rescale_prior:
+        baseline = x @ prior
+        ok = baseline > 0
+        scale = float(np.median(measured[ok] / baseline[ok])) if ok.any() else 1.0
+    prior = prior * scale
+    cv_mape = None
+    if prior_weight is None:
+        if len(x) >= MIN_FOR_CV:
+            scores = [_loo_mape(x, measured, prior, w) for w in prior_weights]
+            best = int(np.argmin(scores))
+            prior_weight, cv_mape = float(prior_weights[best]), float(scores[best])
+        else:
+            prior_weight = float(sorted(prior_weights)[len(prior_weights) // 2])
+    coefficients = fit_linear(x, measured, prior, prior_weight)
+    fit_mape = float(np.mean(np.abs(relative_errors(x @ coefficients, measured))) * 100)
+    return Fit(coefficients, prior_weight, scale, len(x), round(fit_mape, 3),
+               None if cv_mape is None else round(cv_mape, 3))
+
+
+def _loo_mape(x: np.ndarray, measured: np.ndarray, prior: np.ndarray, weight: float) -> float:
+    errors = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        coefficients = fit_linear(x[keep], measured[keep], prior, weight)
+        errors.append(abs(float(x[i] @ coefficients) / measured[i] - 1))
+    return float(np.mean(errors) * 100)

@@ -120,6 +120,18 @@ def write_new(path: Path, text: str, force: bool) -> None:
     write_atomic(path, text)
 
 
+def warn_about_table(table: Any, remote: Any = None) -> None:
+    """Print the table's one-line notices (uncalibrated; measured on another CPU than this
+    machine's, unless the work happens on ``remote``) to stderr."""
+    import sys
+
+    from search_space.records import cpu_model
+
+    here = (None, None) if remote is not None else (cpu_model(), platform.machine())
+    for line in table.notices(*here):
+        print(line, file=sys.stderr)
+
+
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))
 

@@ -13,7 +13,7 @@ from search_space.spec import DATASETS
 
 from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_remote, add_space, add_timing,
                    billions, host_name, load_space, millions, network_arg, parse_resolution, print_json,
-                   refuse_existing, remote_target, resolve)
+                   refuse_existing, remote_target, resolve, warn_about_table)
 from .progress import Progress
 
 
@@ -24,9 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Interrupt it at any time: the next run resumes. An existing table is extended, never lost.")
     p.add_argument("--device", default=host_name(), help="a name for the device (default: this host's name)")
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
-    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: 1; with --adapt-from the "
+                   "source table's)")
     add_timing(p)
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
+    p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device, same resolution) "
+                   "to this device by timing a few whole networks here (or on --remote), instead of every block")
+    p.add_argument("--networks", type=int, default=12, help="with --adapt-from: networks timed (default: 12)")
+    add_force(p, "with --adapt-from: replace an existing output table")
     add_dataset(p)
     add_space(p)
     p.add_argument("--blocks-from", nargs="+", metavar="NETWORK", help="profile only the blocks of these networks")
@@ -92,6 +97,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_latency_measure)
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from latency_tables.adapt import adapt_table
+    from latency_tables.table import LatencyTable
+
+    source = LatencyTable.load(args.adapt_from)
+    if args.resolution is not None and tuple(args.resolution) != source.resolution:
+        h, w = source.resolution
+        raise CLIError(f"{args.adapt_from} is a table at {h}x{w}; adapt it at that resolution (drop --resolution), "
+                       f"or adapt a table measured at {args.resolution[0]}x{args.resolution[1]}")
+    if args.blocks_from or args.import_results or args.export_only:
+        raise CLIError("--adapt-from times whole networks only: it does not combine with --blocks-from, --import "
+                       "or --export-only")
+    args.resolution = source.resolution
+    args.threads = args.threads or int(source.meta["threads"])
+    output = _table_path(args)
+    refuse_existing(output, args.force, "-o path")
+    remote = remote_target(args)
+    if remote is not None:
+        from latency_tables.remote import check_remote
+
+        check_remote(remote)
+    print(f"adapting {args.adapt_from} ({source.meta.get('cpu')}) to {args.remote or 'this machine'}: timing "
+          f"{args.networks} networks end to end at {source.resolution[0]}x{source.resolution[1]}, "
+          f"{args.threads} thread(s)", file=sys.stderr)
+    table = adapt_table(source, output, space=load_space(args), networks=args.networks, seed=args.seed,
+                        device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+                        remote=remote, export_progress=Progress("export", "network"))
+    cal = table.calibration
+    result = {"table": str(output), "adapted_from": str(args.adapt_from), "networks_timed": cal.networks,
+              "fit_mape_pct": cal.fit_mape, "cross_validated_mape_pct": cal.cv_mape,
+              "reference_ms": table.meta["reference"]["median_ms"], "seconds": table.meta["build_seconds"]}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"wrote {output}: adapted from {args.adapt_from} with {cal.networks} networks timed here "
+              f"(fit MAPE {cal.fit_mape}%, leave-one-out MAPE {cal.cv_mape}%), reference B0 "
+              f"{result['reference_ms']:.2f} ms, {result['seconds']:.0f} s")
+    return 0
+
+
 def _table_path(args: argparse.Namespace) -> Path:
     if args.output:
         return Path(args.output)
@@ -104,6 +149,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from latency_tables.bundle import load_bundle
     from latency_tables.table import LatencyTable
 
+    if args.adapt_from:
+        return cmd_adapt(args)
+    args.threads = args.threads or 1
     if args.import_results:
         if not args.bundle:
             raise CLIError("--import needs --bundle DIR (the bundle the results were measured from)")
@@ -164,6 +212,7 @@ def cmd_latency_predict(args: argparse.Namespace) -> int:
     resolution = args.resolution or table.resolution
     for warning in table.check(resolution=resolution, threads=args.threads, force=args.force):
         print(warning, file=sys.stderr)
+    warn_about_table(table)
     predicted = table.predict_ms(spec, resolution)
     stages = table.breakdown_ms(spec, resolution)
     info = {k: table.meta.get(k) for k in ("device", "cpu", "arch", "threads", "onnxruntime", "date")}

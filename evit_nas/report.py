@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .args import CLIError, add_json, add_remote, print_json, remote_target, resolve
+from .args import CLIError, add_json, add_remote, print_json, remote_target, resolve, warn_about_table
 from .progress import Progress
 from .search import search_progress
 
@@ -86,6 +86,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     study = load_study(args.storage, args.study)
     table = _study_table(args, study)
+    warn_about_table(table, remote_target(args))
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     summary = write_report(study, table, args.output, warmup=args.warmup, repeats=args.repeats, compare=args.compare,
                            remote=remote_target(args), progress=lambda what: Progress(what, "network"), log=say)

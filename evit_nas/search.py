@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .args import add_dataset, add_json, add_space, load_space, print_json
+from .args import add_dataset, add_json, add_space, load_space, print_json, warn_about_table
 from .progress import Progress
 
 
@@ -65,6 +65,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from latency_tables.table import LatencyTable
 
     table = LatencyTable.load(args.table)  # a bad table fails before the search's imports
+    warn_about_table(table)
     space = load_space(args)
     from nas.search import default_study_name, front, run_search
 

@@ -31,6 +31,8 @@ __all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table"
 
 log = logging.getLogger(__name__)
 
+#: Fewer fully covered calibration networks than this: the table stays a plain sum (and says so).
+MIN_CALIBRATION_NETWORKS = 3
 #: The network timed alongside every chunk to track the device's speed.
 REFERENCE_NETWORK = "efficientvit_seg_b0"
 
@@ -81,6 +83,10 @@ def import_results(
             "run the timing again to finish it (it resumes)"
         )
     if base is not None:
+        if base.meta.get("adapted_from"):
+            raise TableError(f"{base.path} was adapted from another device's table (its rows are that device's "
+                             "block latencies), so it cannot be extended with blocks timed here; write a new table "
+                             "with another -o path, or adapt again")
         base.check(resolution=manifest["resolution"], threads=int(meta["threads"]), arch=meta["arch"],
                    onnxruntime=meta["onnxruntime"])
         reference_ms = float(base.meta["reference"]["median_ms"])
@@ -134,8 +140,12 @@ def calibrate(table: LatencyTable) -> LatencyTable:
         except TableError:
             continue
         measured.append(net["median_ms"])
-    if len(measured) >= 3:
+    if len(measured) >= MIN_CALIBRATION_NETWORKS:
         table.calibration = fit_calibration(np.array(rows), np.array(measured))
+        table.meta.pop("calibration_note", None)
+    else:
+        table.meta["calibration_note"] = (f"{len(measured)} calibration network(s) with every block in the table, "
+                                          f"{MIN_CALIBRATION_NETWORKS} needed")
     return table
 
 

@@ -253,6 +253,23 @@ class LatencyTable:
     def resolution(self) -> tuple[int, int]:
         return tuple(self.meta["resolution"])  # type: ignore[return-value]
 
+    def notices(self, cpu: str | None = None, arch: str | None = None) -> list[str]:
+        """One-line warnings about using this table: it is uncalibrated (a plain sum of block
+        latencies), or it was measured on another CPU or architecture than ``cpu``/``arch``
+        (the machine a command runs or measures on), so its latencies may not hold there."""
+        out = []
+        if self.calibration.networks == 0:
+            out.append(f"WARNING: {self.path} is not calibrated (no end-to-end network could be fitted: "
+                       f"{self.meta.get('calibration_note', 'too few calibration networks')}); its predictions are "
+                       "plain sums of block latencies. Profile more networks into it (evit-nas profile --blocks-from "
+                       "... -o TABLE) to calibrate it")
+        theirs = (self.meta.get("cpu"), self.meta.get("arch"))
+        if (cpu is not None and theirs[0] != cpu) or (arch is not None and theirs[1] != arch):
+            out.append(f"WARNING: {self.path} was measured on {theirs[0]} ({theirs[1]}), not on this machine's "
+                       f"{cpu} ({arch}); its latencies are that device's. For this machine, adapt it in minutes: "
+                       f"evit-nas profile --adapt-from {self.path} --resolution {'x'.join(map(str, self.resolution))}")
+        return out
+
     def check(self, resolution: Any = None, threads: int | None = None, space_fingerprint: str | None = None,
               arch: str | None = None, onnxruntime: str | None = None, force: bool = False) -> list[str]:
         """Refuse a table that does not fit the request; return warnings for forced mismatches.

@@ -1,0 +1,72 @@
+"""Adapting a table to a device from a few whole networks timed there."""
+
+import json
+
+import pytest
+
+from evit_nas.main import main
+from latency_tables.adapt import adapt_table, adaptation_networks
+from latency_tables.build import plan_profile, profile_table
+from latency_tables.table import LatencyTable, TableError
+from search_space import ArchSpec
+
+from .conftest import RES
+
+
+@pytest.fixture(scope="module")
+def adapted(tiny_table, space, tmp_path_factory):
+    source = LatencyTable.load(tiny_table)
+    path = tmp_path_factory.mktemp("adapt") / "adapted.csv"
+    table = adapt_table(source, path, space=space, networks=6, seed=3, device="other", threads=1, warmup=1, repeats=3)
+    return source, table, path
+
+
+def test_the_networks_span_the_source_latency_range(tiny_table, space):
+    source = LatencyTable.load(tiny_table)
+    picks = adaptation_networks(source, space, 5, seed=0)
+    latencies = [source.predict_ms(s) for s in picks]
+    assert len(picks) == 5 and latencies == sorted(latencies) and latencies[0] < latencies[-1]
+
+
+def test_an_adapted_table_is_the_new_devices_with_the_source_rows(adapted):
+    source, table, _ = adapted
+    assert table.rows == source.rows
+    assert table.meta["device"] == "other" and table.meta["adapted_from"]["device"] == source.meta["device"]
+    assert table.meta["adapted_from"]["networks_timed"] == 6 == table.calibration.networks
+    assert table.calibration.cv_mape is not None  # cross-validated with 6 networks
+    # the fit reproduces the networks it was timed on (this machine both times: close to the source's predictions)
+    for net in table.meta["calibration_networks"]:
+        assert table.predict_ms(ArchSpec.from_dict(net["spec"])) == pytest.approx(net["median_ms"], rel=0.35)
+
+
+def test_an_adapted_table_cannot_be_extended_with_blocks(adapted, space):
+    _, table, path = adapted
+    plan = plan_profile(RES, space, blocks_from=[space.sample(123)], existing=table)
+    before = path.read_text()
+    if plan.blocks or plan.networks:
+        with pytest.raises(TableError, match="adapted from another device's table"):
+            profile_table(path, plan, device="other", threads=1, warmup=1, repeats=2)
+    assert path.read_text() == before
+
+
+def test_profile_adapt_from_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
+    out = tmp_path / "t.csv"
+    argv = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
+            "--warmup", "1", "--repeats", "2", "-o", str(out), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["networks_timed"] == 4 and LatencyTable.load(out).meta["adapted_from"]["table"] == str(tiny_table)
+    before = out.read_text()
+    assert main(argv) == 2 and "exists; choose another -o path or pass --force" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert main(["profile", "--adapt-from", str(tiny_table), "--resolution", "128x256", "-o", str(tmp_path / "x.csv")]) == 2
+    assert "is a table at 64x128; adapt it at that resolution" in capsys.readouterr().err
+
+
+def test_an_uncalibrated_or_foreign_table_is_announced(adapted):
+    source, table, _ = adapted
+    notes = table.notices(cpu="Some Other CPU", arch=table.meta["arch"])
+    assert len(notes) == 1 and "not on this machine's Some Other CPU" in notes[0] and "--adapt-from" in notes[0]
+    assert table.notices(cpu=table.meta["cpu"], arch=table.meta["arch"]) == []
+    bare = LatencyTable(dict(source.meta), dict(source.rows))
+    assert "is not calibrated" in bare.notices()[0]

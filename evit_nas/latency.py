@@ -16,6 +16,9 @@ from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_
                    refuse_existing, remote_target, resolve, warn_about_table)
 from .progress import Progress
 
+#: networks timed by --adapt-from (latency_tables.adapt.DEFAULT_NETWORKS; not imported: it loads torch)
+DEFAULT_ADAPT_NETWORKS = 6
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="measure a device into a latency table",
@@ -30,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
     p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device, same resolution) "
                    "to this device by timing a few whole networks here (or on --remote), instead of every block")
-    p.add_argument("--networks", type=int, default=12, help="with --adapt-from: networks timed (default: 12)")
+    p.add_argument("--networks", type=int, default=DEFAULT_ADAPT_NETWORKS,
+                   help=f"with --adapt-from: networks timed (default: {DEFAULT_ADAPT_NETWORKS})")
     add_force(p, "with --adapt-from: replace an existing output table")
     add_dataset(p)
     add_space(p)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .args import CLIError, add_json, add_remote, print_json, remote_target, resolve, warn_about_table
+from .args import CLIError, add_json, add_remote, host_name, print_json, remote_target, resolve, warn_about_table
 from .progress import Progress
 from .search import search_progress
 
@@ -43,13 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_remote(p)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="search, validate and report on built-in defaults (about 5-10 minutes)",
-                       description="The whole job on built-in defaults: search the default space for a latency budget "
-                       "on the shipped x86 table, train the best few front networks (and EfficientViT-B0) briefly on "
-                       "the procedural dataset, measure B0-B3 and the peers here, and write the report. Rerun to "
-                       "resume: finished steps are reused.")
+    p = sub.add_parser("demo", help="adapt, search, validate and report on built-in defaults (about 5-10 minutes)",
+                       description="The whole job on built-in defaults: adapt the shipped x86 table to this machine "
+                       "(a few networks timed here), search the default space for a latency budget on it, train the "
+                       "best few front networks (and EfficientViT-B0) briefly on the procedural dataset, measure B0-B3 "
+                       "and the peers here, and write the report. Rerun to resume: finished steps are reused.")
     p.add_argument("--out", default="evit-nas-demo", help="folder for the study, checkpoints and report (default: evit-nas-demo)")
     p.add_argument("--table", help=f"latency table (default: the shipped {DEMO_TABLE})")
+    p.add_argument("--adapt-networks", type=int, default=6,
+                   help="networks timed here to adapt the table to this machine (default: 6)")
+    p.add_argument("--no-adapt", action="store_true", help="search on the table as it is (another machine's latencies)")
     p.add_argument("--budget-ms", type=float, default=50.0, help="latency budget in ms (default: 50)")
     p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
     p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
@@ -59,6 +62,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "2x B0's training time here; segnext_t takes about 6x; `--train-peers` alone: none)")
     _add_comparison(p, warmup=1, repeats=5)
     p.set_defaults(func=cmd_demo)
+
+
+def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
+    """The demo's table adapted to this machine: ``out/adapted_HOST_HxW_tT.csv``, made
+    once (a rerun on the same machine reuses it; on another CPU it is made again)."""
+    from latency_tables.adapt import adapt_table
+    from latency_tables.table import LatencyTable
+    from search_space.records import cpu_model
+    from search_space.space import SearchSpace
+
+    h, w = source.resolution
+    threads = int(source.meta["threads"])
+    path = out / f"adapted_{host_name()}_{h}x{w}_t{threads}.csv"
+    if path.is_file() and LatencyTable.load(path).meta.get("cpu") == cpu_model():
+        print(f"[1/4] adapt: already done ({path})")
+        return path, LatencyTable.load(path)
+    print(f"[1/4] adapt: timing {networks} networks here to adapt {Path(source.path).name} "
+          f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
+    table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
+                        threads=threads, export_progress=Progress("export", "network"))
+    cal = table.calibration
+    print(f"  wrote {path}: leave-one-out MAPE {cal.cv_mape}% on the {cal.networks} networks timed here")
+    return path, table
 
 
 def _study_table(args: argparse.Namespace, study: Any) -> Any:
@@ -112,9 +138,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.no_adapt:
+        print(f"[1/4] adapt: skipped (--no-adapt); searching on {table_path.name} as it is")
+        warn_about_table(table)
+    else:
+        table_path, table = _adapted_table(table, out, args.adapt_networks)
     storage = str(out / "demo.journal")
     name = f"demo-budget{args.budget_ms:g}ms"
-    print(f"[1/3] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
+    print(f"[2/4] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
           f"({table_path.name}); study {name!r} in {storage}")
     progress = search_progress()
     study = run_search(table, SearchSpace.default("cityscapes"), budget_ms=args.budget_ms, trials=args.trials,
@@ -125,11 +156,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     entries += [Entry(*resolve(n, "cityscapes", peers=True)) for n in args.train_peers]
     recipe = default_recipe("synthetic", DEMO_RESOLUTION, args.steps, 8, 0)
     train_set, val_set = open_datasets("synthetic", DEMO_RESOLUTION)
-    print(f"[2/3] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
+    print(f"[3/4] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
           f"dataset at {DEMO_RESOLUTION[0]}x{DEMO_RESOLUTION[1]}")
     validate(entries, train_set, val_set, dataset="synthetic", recipe=recipe, work_dir=out / "validation", study=study,
              progress=Progress("train", "step"))
-    print("[3/3] report: measure B0-B3 and the peers end to end, draw the figures")
+    print("[4/4] report: measure B0-B3 and the peers end to end, draw the figures")
     summary = write_report(study, table, out / "report", warmup=args.warmup, repeats=args.repeats, compare=args.compare,
                            progress=lambda what: Progress(what, "network"))
     _print_speedups(summary["speedups"])

@@ -43,7 +43,7 @@ from .table import FEATURES, LatencyTable, fit_calibration
 __all__ = ["DEFAULT_NETWORKS", "adaptation_networks", "adapt_table"]
 
 #: networks timed on the new device by default
-DEFAULT_NETWORKS = 12
+DEFAULT_NETWORKS = 6
 #: the random networks the timed ones are picked from (by predicted latency)
 CANDIDATES = 400
 

@@ -70,3 +70,10 @@ def test_an_uncalibrated_or_foreign_table_is_announced(adapted):
     assert table.notices(cpu=table.meta["cpu"], arch=table.meta["arch"]) == []
     bare = LatencyTable(dict(source.meta), dict(source.rows))
     assert "is not calibrated" in bare.notices()[0]
+
+
+def test_the_command_line_default_is_the_librarys():
+    from evit_nas.latency import DEFAULT_ADAPT_NETWORKS
+    from latency_tables.adapt import DEFAULT_NETWORKS
+
+    assert DEFAULT_ADAPT_NETWORKS == DEFAULT_NETWORKS

@@ -32,22 +32,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_tables.adapt import adapt_table  # noqa: E402
-from latency_tables.build import measure_networks, plan_profile, profile_table, speed_factor  # noqa: E402
-from latency_tables.bundle import network_id  # noqa: E402
+from latency_tables.build import measure_networks, plan_profile, profile_table  # noqa: E402
 from latency_tables.table import LatencyTable  # noqa: E402
-from latency_tables.validate import Summary, held_out_networks  # noqa: E402
+from latency_tables.validate import Summary, compare, held_out_networks  # noqa: E402
 from search_space import SearchSpace  # noqa: E402
 from search_space.records import cpu_model, write_atomic  # noqa: E402
 
 
 def judge(table: LatencyTable, networks, results, rescale: bool) -> dict:
-    predicted, measured = [], []
-    for _, spec in networks:
-        row = results[network_id(spec)]
-        factor = speed_factor(table.meta["reference"]["median_ms"], row) if rescale else 1.0
-        predicted.append(table.predict_ms(spec))
-        measured.append(row["median_ms"] * factor)
-    return {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(Summary.of(predicted, measured)).items()}
+    summary = compare(table, networks, results, rescale)
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in vars(summary).items()}
 
 
 def main() -> int:

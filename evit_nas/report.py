@@ -76,9 +76,9 @@ def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
     threads = int(source.meta["threads"])
     path = out / f"adapted_{host_name()}_{h}x{w}_t{threads}.csv"
     if path.is_file() and LatencyTable.load(path).meta.get("cpu") == cpu_model():
-        print(f"[1/4] adapt: already done ({path})")
+        print(f"step 1/4, adapt: already done ({path})")
         return path, LatencyTable.load(path)
-    print(f"[1/4] adapt: timing {networks} networks here to adapt {Path(source.path).name} "
+    print(f"step 1/4, adapt: timing {networks} networks here to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
                         threads=threads, export_progress=Progress("export", "network"))
@@ -139,13 +139,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.no_adapt:
-        print(f"[1/4] adapt: skipped (--no-adapt); searching on {table_path.name} as it is")
+        print(f"step 1/4, adapt: skipped (--no-adapt); searching on {table_path.name} as it is")
         warn_about_table(table)
     else:
         table_path, table = _adapted_table(table, out, args.adapt_networks)
     storage = str(out / "demo.journal")
     name = f"demo-budget{args.budget_ms:g}ms"
-    print(f"[2/4] search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
+    print(f"step 2/4, search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
           f"({table_path.name}); study {name!r} in {storage}")
     progress = search_progress()
     study = run_search(table, SearchSpace.default("cityscapes"), budget_ms=args.budget_ms, trials=args.trials,
@@ -156,11 +156,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     entries += [Entry(*resolve(n, "cityscapes", peers=True)) for n in args.train_peers]
     recipe = default_recipe("synthetic", DEMO_RESOLUTION, args.steps, 8, 0)
     train_set, val_set = open_datasets("synthetic", DEMO_RESOLUTION)
-    print(f"[3/4] validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
+    print(f"step 3/4, validate: {len(entries)} network(s) + EfficientViT-B0, {args.steps} steps of batch 8 on the procedural "
           f"dataset at {DEMO_RESOLUTION[0]}x{DEMO_RESOLUTION[1]}")
     validate(entries, train_set, val_set, dataset="synthetic", recipe=recipe, work_dir=out / "validation", study=study,
              progress=Progress("train", "step"))
-    print("[4/4] report: measure B0-B3 and the peers end to end, draw the figures")
+    print("step 4/4, report: measure B0-B3 and the peers end to end, draw the figures")
     summary = write_report(study, table, out / "report", warmup=args.warmup, repeats=args.repeats, compare=args.compare,
                            progress=lambda what: Progress(what, "network"))
     _print_speedups(summary["speedups"])

@@ -30,10 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", help="study name (from evit-nas search)")
     p.add_argument("--top-k", type=int, metavar="K", help="with --study: how many front networks to train")
     p.add_argument("--dataset", default="synthetic", metavar="DATASET",
-                   help="synthetic (generated, nothing to download), cityscapes:PATH or ade20k:PATH (default: synthetic)")
+                   help="synthetic (generated, nothing to download), cityscapes:PATH, ade20k:PATH or camvid:PATH "
+                   "(CamVid as in the SegNet tutorial: SPLIT/NAME.jpg|png + SPLITannot/NAME.png) (default: synthetic)")
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
                    help="training crop and synthetic image size (default: 128x256 for synthetic, whose task scales "
-                   "with the image; for cityscapes and ade20k the study's table resolution, else 512x1024 and 512x512)")
+                   "with the image; 192x256 for camvid, trained at 240x320; for cityscapes and ade20k the study's "
+                   "table resolution, else 512x1024 and 512x512)")
     p.add_argument("--steps", type=int, default=400, help="training steps per network (default: 400)")
     p.add_argument("--batch-size", type=int, default=8, help="images per step (default: 8)")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation and batch order seed (default: 0)")

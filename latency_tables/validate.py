@@ -19,10 +19,12 @@ from search_space import ArchSpec, SearchSpace
 from search_space.records import atomic_path, write_csv as write_records
 from search_space.registry import model_spec
 
+from .build import speed_factor
+from .bundle import network_id
 from .measure import measure
 from .table import LatencyTable
 
-__all__ = ["Summary", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
+__all__ = ["Summary", "compare", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
            "CSV_COLUMNS"]
 
 CSV_COLUMNS = ["name", "summary", "macs", "predicted_ms", "measured_ms", "error_pct", "raw_measured_ms",
@@ -129,6 +131,21 @@ class Summary:
     def line(self) -> str:
         return (f"within ±5%: {self.within_5:.0f}%   within ±10%: {self.within_10:.0f}%   MAPE {self.mape:.2f}%   "
                 f"bias {self.bias:+.2f}%   max {self.max_error:.1f}%   Spearman {self.spearman:.3f}")
+
+
+def compare(table: LatencyTable, networks: Sequence[tuple[str, ArchSpec]], results: dict[str, dict[str, float]],
+            rescale: bool = True) -> Summary:
+    """How well ``table`` predicts networks already timed end to end (``results``: network id
+    -> timing row, from ``build.measure_networks``), so one timing run can judge several
+    tables. With ``rescale`` the timings are rescaled to the table's reference speed (as
+    ``measure_and_compare`` does); without, they are compared as timed."""
+    predicted, measured = [], []
+    for _, spec in networks:
+        row = results[network_id(spec)]
+        factor = speed_factor(table.meta["reference"]["median_ms"], row) if rescale else 1.0
+        predicted.append(table.predict_ms(spec))
+        measured.append(row["median_ms"] * factor)
+    return Summary.of(predicted, measured)
 
 
 def macs_baseline(macs: Sequence[float], measured: Sequence[float]) -> np.ndarray:

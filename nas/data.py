@@ -11,10 +11,15 @@ where a pixel has no class. Layouts:
 - ADE20K (SceneParsing 2016): ``ROOT/ADEChallengeData2016/images/SPLIT/NAME.jpg`` with
   ``ROOT/ADEChallengeData2016/annotations/SPLIT/NAME.png`` (ROOT may also be the
   ``ADEChallengeData2016`` folder itself); label 0 ("other") is ignored, 1..150 become 0..149.
+- CamVid (the 11-class SegNet version): ``ROOT/SPLIT/NAME.jpg`` (or ``.png``) with
+  ``ROOT/SPLITannot/NAME.png``, SPLIT train, val or test; labels 0..10 are the classes,
+  11 (void) is ignored. Read once and kept in memory, optionally rescaled
+  (:class:`CamVidDataset`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +27,8 @@ import torch
 
 from search_space.errors import EvitNasError
 
-__all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "SyntheticDataset",
-           "CITYSCAPES_CLASSES", "SYNTHETIC_CLASSES", "open_dataset"]
+__all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "CamVidDataset", "SyntheticDataset",
+           "CITYSCAPES_CLASSES", "CAMVID_CLASSES", "SYNTHETIC_CLASSES", "open_dataset"]
 
 IGNORE_INDEX = 255
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -71,13 +76,16 @@ class _FolderDataset(torch.utils.data.Dataset):
         _require_dir(images_dir, f"{self.name} images", self.LAYOUT)
         _require_dir(labels_dir, f"{self.name} labels", self.LAYOUT)
         self.pairs = []
-        for image in sorted(images_dir.glob(self.IMAGES)):
+        for image in self._images(images_dir):
             label = self._label_path(image, labels_dir)
             if not label.is_file():
                 raise DatasetError(f"{self.name}: {image} has no label {label}")
             self.pairs.append((image, label))
         if not self.pairs:
             raise DatasetError(f"{self.name}: no images in {images_dir}. Expected layout: {self.LAYOUT}")
+
+    def _images(self, images_dir: Path) -> list[Path]:
+        return sorted(images_dir.glob(self.IMAGES))
 
     def _label_path(self, image: Path, labels_dir: Path) -> Path:
         raise NotImplementedError
@@ -88,14 +96,18 @@ class _FolderDataset(torch.utils.data.Dataset):
     def _label(self, raw: np.ndarray, path: Path) -> np.ndarray:
         raise NotImplementedError
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image (H, W, 3) uint8 and label (H, W) of class ids, read and checked."""
         image_path, label_path = self.pairs[index]
         image = _read(image_path, "RGB")
         raw = _read(label_path, "L")
         if raw.shape != image.shape[:2]:
             raise DatasetError(f"{label_path}: label is {raw.shape[1]}x{raw.shape[0]} but its image is "
                                f"{image.shape[1]}x{image.shape[0]}")
-        label = self._label(raw, label_path)
+        return image, self._label(raw, label_path)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self._arrays(index)
         return _to_tensor(image), torch.from_numpy(label)
 
 
@@ -153,6 +165,68 @@ class ADE20KDataset(_FolderDataset):
         label = raw.astype(np.int64) - 1
         label[raw == 0] = IGNORE_INDEX
         return label
+
+
+CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign symbol", "fence", "car", "pedestrian",
+                  "bicyclist")
+_CAMVID_VOID = 11
+
+
+class CamVidDataset(_FolderDataset):
+    """CamVid, 11 classes (void ignored). ``split``: train, val or test.
+
+    All images are read when the dataset is made and kept in memory as uint8 (CamVid is
+    small), so a bad file is reported at once and training decodes nothing.
+
+    Args:
+        scale: resize factor applied at load (image bilinear, label nearest); 2/3 turns the
+            360x480 originals into 240x320.
+    """
+
+    num_classes = len(CAMVID_CLASSES)
+    name = "CamVid"
+    classes = CAMVID_CLASSES
+    LAYOUT = "ROOT/SPLIT/NAME.jpg (or NAME.png) and ROOT/SPLITannot/NAME.png"
+
+    def __init__(self, root: str | Path, split: str = "train", scale: float = 1.0) -> None:
+        root = Path(root)
+        _require_dir(root, self.name, self.LAYOUT)
+        if not scale > 0:
+            raise DatasetError(f"{self.name}: scale must be positive, got {scale}")
+        self.scale = float(scale)
+        super().__init__(root / split, root / f"{split}annot")
+        self.samples = [self._resized(*self._arrays(i)) for i in range(len(self.pairs))]
+
+    def _images(self, images_dir: Path) -> list[Path]:
+        images = sorted([*images_dir.glob("*.jpg"), *images_dir.glob("*.png")])
+        twice = sorted(stem for stem, n in Counter(p.stem for p in images).items() if n > 1)
+        if twice:
+            raise DatasetError(f"{self.name}: {images_dir} has both a .jpg and a .png for {', '.join(twice[:3])}; "
+                               "keep one of them")
+        return images
+
+    def _label_path(self, image: Path, labels_dir: Path) -> Path:
+        return labels_dir / f"{image.stem}.png"
+
+    def _label(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        if raw.max() > _CAMVID_VOID:
+            raise DatasetError(f"{path}: label value {int(raw.max())} is outside 0..{_CAMVID_VOID} "
+                               f"(CamVid has {self.num_classes} classes, {_CAMVID_VOID} = void)")
+        return np.where(raw == _CAMVID_VOID, IGNORE_INDEX, raw).astype(np.uint8)
+
+    def _resized(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.scale == 1.0:
+            return image, label
+        from PIL import Image
+
+        h, w = label.shape
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        return (np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)),
+                np.asarray(Image.fromarray(label).resize(size, Image.NEAREST)))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, label = self.samples[index]
+        return _to_tensor(image), torch.from_numpy(label.astype(np.int64))
 
 
 SYNTHETIC_CLASSES = ("background", "line", "disk-red", "disk-green", "square-yellow", "square-cyan", "marker")
@@ -285,12 +359,14 @@ class SyntheticDataset(torch.utils.data.Dataset):
 
 
 MARKERS = 3  # mode markers in a 128x256 image
-DATASET_CHOICES = "synthetic, cityscapes:PATH or ade20k:PATH"
+DATASET_CHOICES = "synthetic, cityscapes:PATH, ade20k:PATH or camvid:PATH"
+#: CamVid is trained and evaluated at 2/3 of its 360x480 images (240x320): brief CPU training
+CAMVID_SCALE = 2 / 3
 
 
 def open_dataset(name: str, split: str = "train", resolution: tuple[int, int] = (128, 256), seed: int = 0,
                  length: int | None = None) -> torch.utils.data.Dataset:
-    """The dataset named ``name`` ("synthetic", "cityscapes:PATH" or "ade20k:PATH").
+    """The dataset named ``name`` ("synthetic", "cityscapes:PATH", "ade20k:PATH" or "camvid:PATH").
 
     ``split`` is "train" or "val" (mapped to ADE20K's training/validation); ``resolution``,
     ``seed`` and ``length`` only shape the synthetic data (default length: 2000 train,
@@ -306,6 +382,8 @@ def open_dataset(name: str, split: str = "train", resolution: tuple[int, int] = 
         return SyntheticDataset(resolution, length or (2000 if split == "train" else 64), seed, split)
     if kind == "cityscapes" and path:
         return CityscapesDataset(path, split)
+    if kind == "camvid" and path:
+        return CamVidDataset(path, split, scale=CAMVID_SCALE)
     if kind == "ade20k" and path:
         return ADE20KDataset(path, "training" if split == "train" else "validation")
     raise DatasetError(f"unknown dataset {name!r}; choose {DATASET_CHOICES}")

@@ -54,7 +54,12 @@ __all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "
 
 REFERENCE = "efficientvit_seg_b0"
 #: brief-training resolution when neither the command nor a study gives one
-TRAIN_RESOLUTION = {"synthetic": (128, 256), "cityscapes": (512, 1024), "ade20k": (512, 512)}
+TRAIN_RESOLUTION = {"synthetic": (128, 256), "cityscapes": (512, 1024), "ade20k": (512, 512), "camvid": (192, 256)}
+#: datasets whose images set the crop, whatever the study's table resolution (CamVid: 240x320 images)
+FIXED_CROP = {"synthetic", "camvid"}
+#: random rescaling of the images per dataset (the Recipe's default elsewhere); none on the
+#: synthetic task, whose images are generated at the crop size (a crop could cut its global cue)
+SCALE_RANGE = {"synthetic": (1.0, 1.0), "camvid": (0.5, 2.0)}
 #: results.csv columns, in order
 COLUMNS = ("network", "trial", "spec", "latency_ms", "macs", "params", "miou", "pixel_accuracy", "per_class_iou",
            "steps", "batch_size", "seed", "dataset", "resolution", "recipe", "train_s", "train_images_per_s",
@@ -78,12 +83,12 @@ class Entry(NamedTuple):
 
 def default_recipe(dataset: str, resolution: Sequence[int], steps: int = 400, batch_size: int = 8,
                    seed: int = 0) -> Recipe:
-    """The validation recipe: crops of ``resolution``; no random rescaling on synthetic data
-    (its images are generated at ``resolution``, and a crop could cut the global cue away).
-    A checkpoint every tenth of the run (at most every 50 steps)."""
+    """The validation recipe: crops of ``resolution``, the dataset's random rescaling
+    (:data:`SCALE_RANGE`), a checkpoint every tenth of the run (at most every 50 steps)."""
     if steps < 1 or batch_size < 1:
         raise ValidateError(f"--steps and --batch-size must be at least 1, got {steps} and {batch_size}")
-    extra: dict[str, Any] = {"scale_range": (1.0, 1.0)} if dataset == "synthetic" else {}
+    kind = dataset.partition(":")[0]
+    extra: dict[str, Any] = {"scale_range": SCALE_RANGE[kind]} if kind in SCALE_RANGE else {}
     return Recipe(steps=steps, batch_size=batch_size, crop=tuple(resolution), seed=seed,
                   checkpoint_every=max(1, min(50, steps // 10)), **extra)
 
@@ -92,13 +97,13 @@ def training_resolution(dataset: str, given: Sequence[int] | None = None,
                         study: optuna.Study | None = None) -> tuple[int, int]:
     """The brief-training crop for ``dataset`` (``synthetic``, ``cityscapes:PATH``, ...):
     ``given`` if any; else, on real data, the resolution of the study's latency table; else
-    :data:`TRAIN_RESOLUTION`. The procedural task scales with the image, so it stays at
-    128x256 whatever the table."""
+    :data:`TRAIN_RESOLUTION`. The procedural task scales with the image and CamVid's images
+    are small (:data:`FIXED_CROP`), so they keep their crop whatever the table."""
     if given:
         return (int(given[0]), int(given[1]))
     kind = dataset.partition(":")[0]
     table_resolution = study.user_attrs.get("table_meta", {}).get("resolution") if study is not None else None
-    if kind != "synthetic" and table_resolution:
+    if kind not in FIXED_CROP and table_resolution:
         return (int(table_resolution[0]), int(table_resolution[1]))
     return TRAIN_RESOLUTION.get(kind, TRAIN_RESOLUTION["synthetic"])
 

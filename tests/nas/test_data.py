@@ -1,11 +1,12 @@
-"""Dataset folders in the real Cityscapes and ADE20K layouts (tiny fixtures written here)."""
+"""Dataset folders in the real Cityscapes, ADE20K and CamVid layouts (tiny fixtures written here)."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from nas.data import IGNORE_INDEX, ADE20KDataset, CityscapesDataset, DatasetError, SyntheticDataset, open_dataset
+from nas.data import (CAMVID_SCALE, IGNORE_INDEX, ADE20KDataset, CamVidDataset, CityscapesDataset, DatasetError, SyntheticDataset,
+                      open_dataset)
 
 
 def _save(path, array, mode):
@@ -123,3 +124,52 @@ def test_open_dataset_names_and_errors(tmp_path):
         SyntheticDataset((16, 16))
     with pytest.raises(DatasetError, match="split"):
         open_dataset("synthetic", "test")
+
+
+def camvid(root, split="train", label=None, image_ext=".jpg", size=(12, 18)):
+    rng = np.random.default_rng(2)
+    for name in ("0001TP_006690", "Seq05VD_f00000"):
+        _save(root / split / f"{name}{image_ext}", rng.integers(0, 255, (*size, 3)), "RGB")
+        _save(root / f"{split}annot" / f"{name}.png",
+              label if label is not None else np.tile(np.arange(12), (size[0], size[1] // 12 + 1))[:, :size[1]], "L")
+    return root
+
+
+@pytest.mark.parametrize("image_ext", [".jpg", ".png"])
+def test_camvid_loads_and_ignores_void(tmp_path, image_ext):
+    data = CamVidDataset(camvid(tmp_path, "val", image_ext=image_ext), "val")
+    assert len(data) == 2 and data.num_classes == 11 and len(data.classes) == 11
+    image, label = data[0]
+    assert image.shape == (3, 12, 18) and image.dtype == torch.float32
+    assert label.dtype == torch.int64 and label[0, :12].tolist() == [*range(11), IGNORE_INDEX]
+    # open_dataset gives the brief-training scale (2/3 of the images)
+    scaled = CamVidDataset(tmp_path, "val", scale=CAMVID_SCALE)
+    assert torch.equal(open_dataset(f"camvid:{tmp_path}", "val")[1][1], scaled[1][1])
+    assert scaled[1][1].shape == (8, 12)
+
+
+def test_camvid_scale_resizes_image_and_label(tmp_path):
+    label = np.zeros((12, 18), dtype=np.uint8)
+    label[:, 9:] = 3
+    label[0, 0] = 11
+    image, resized = CamVidDataset(camvid(tmp_path, label=label), scale=2 / 3)[1]
+    assert image.shape == (3, 8, 12) and resized.shape == (8, 12)
+    assert set(resized.unique().tolist()) <= {0, 3, IGNORE_INDEX}  # nearest: no blended class ids
+    assert (resized[1:, :5] == 0).all() and (resized[:, 7:] == 3).all() and resized[0, 0] == IGNORE_INDEX
+
+
+def test_camvid_errors_say_what_is_wrong(tmp_path):
+    with pytest.raises(DatasetError, match=r"CamVid images: no folder .*test\. Expected layout: ROOT/SPLIT/NAME\.jpg"):
+        CamVidDataset(camvid(tmp_path / "a"), "test")
+    root = camvid(tmp_path / "b")
+    (root / "trainannot" / "Seq05VD_f00000.png").unlink()
+    with pytest.raises(DatasetError, match=r"CamVid: .*Seq05VD_f00000\.jpg has no label .*trainannot/Seq05VD_f00000\.png"):
+        CamVidDataset(root)
+    with pytest.raises(DatasetError, match=r"label value 12 is outside 0\.\.11 \(CamVid has 11 classes, 11 = void\)"):
+        CamVidDataset(camvid(tmp_path / "c", label=np.full((12, 18), 12)))
+    with pytest.raises(DatasetError, match=r"label is 18x12 but its image is 20x12"):
+        CamVidDataset(camvid(tmp_path / "d", size=(12, 20), label=np.zeros((12, 18))))
+    root = camvid(tmp_path / "e")
+    _save(root / "train" / "Seq05VD_f00000.png", np.zeros((12, 18, 3)), "RGB")
+    with pytest.raises(DatasetError, match=r"both a \.jpg and a \.png for Seq05VD_f00000"):
+        CamVidDataset(root)

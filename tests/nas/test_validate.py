@@ -235,3 +235,20 @@ def test_cli_refuses_a_study_with_no_feasible_trials(infeasible_journal, tmp_pat
     assert code == 2 and err.strip() == (
         "evit-nas: error: study 'none' has no feasible trials (none of its 1 completed trials is within the 1 ms "
         "budget); run more trials, or rerun evit-nas search with a larger --budget-ms")
+
+
+def test_validate_on_a_camvid_folder(tmp_path, capsys):
+    """The CamVid layout end to end through the command line (a tiny fixture: 2 train, 2 val images)."""
+    from ..nas.test_data import camvid
+
+    root = tmp_path / "camvid"
+    for split in ("train", "val"):
+        camvid(root, split, size=(96, 128))
+    out = tmp_path / "out"
+    code = main(["validate", "efficientvit_seg_b0", "--dataset", f"camvid:{root}", "--steps", "2", "--no-reference",
+                 "--no-progress", "--out", str(out), "--json"])
+    assert code == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["dataset"] == f"camvid:{root}" and row["resolution"] == "192x256" and row["spec"]["num_classes"] == 11
+    assert row["recipe"]["scale_range"] == [0.5, 2.0] and 0 <= row["miou"] <= 100
+    assert len(row["per_class_iou"]) == 11

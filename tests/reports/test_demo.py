@@ -17,7 +17,7 @@ def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *SMALL]) == 0
     text = capsys.readouterr().out
-    for step in ("[1/4] adapt: timing 3 networks here", "[2/4] search", "[3/4] validate", "[4/4] report"):
+    for step in ("step 1/4, adapt: timing 3 networks here", "step 2/4, search", "step 3/4, validate", "step 4/4, report"):
         assert step in text
     (adapted,) = out.glob("adapted_*_256x512_t1.csv")
     assert LatencyTable.load(adapted).meta["adapted_from"]["networks_timed"] == 3

@@ -27,15 +27,14 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from search_space.records import package_version
 from search_space.space import SearchSpace
 from search_space.spec import ArchSpec
 
-from .build import REFERENCE_NETWORK, measure_networks, speed_factor
+from .build import measure_networks, new_table_meta, speed_factor, typical_reference_ms
 from .bundle import ProfileError, network_id
 from .remote import SSHTarget
 from .table import FEATURES, LatencyTable, fit_calibration
@@ -87,23 +86,16 @@ def adapt_table(
     work = output.with_name(output.name + ".work")
     meta, results, _ = measure_networks(specs, source.resolution, work_dir=work, device=device, threads=threads,
                                         warmup=warmup, repeats=repeats, remote=remote, export_progress=export_progress)
-    refs = [r["ref_ms"] for r in results.values() if r.get("ref_ms")]
-    reference_ms = float(np.median(refs)) if refs else 0.0
+    reference_ms = typical_reference_ms(results)
     measured = [results[network_id(spec)]["median_ms"] * speed_factor(reference_ms, results[network_id(spec)])
                 for spec in specs]
     features = np.array([source.features(spec) for spec in specs])
     prior = source.calibration.coefficients
     calibration = fit_calibration(features, np.array(measured), prior=prior)
-    table_meta: dict[str, Any] = {
-        "version": 1,
-        **{k: meta[k] for k in ("device", "cpu", "arch", "os", "python", "numpy", "onnxruntime", "threads",
-                                 "cpu_count", "date") if k in meta},
-        "resolution": list(source.resolution),
-        "package_version": package_version(),
-        "space_fingerprint": source.meta.get("space_fingerprint"),
-        "coverage": source.meta.get("coverage", "space"),
-        "warmup": warmup, "repeats": repeats,
-        "reference": {"network": REFERENCE_NETWORK, "median_ms": round(reference_ms, 6)},
+    table_meta = new_table_meta(meta, resolution=source.resolution, reference_ms=reference_ms,
+                                space_fingerprint=source.meta.get("space_fingerprint"),
+                                coverage=source.meta.get("coverage", "space"))
+    table_meta.update({
         "adapted_from": {
             "table": str(source.path),
             **{k: source.meta.get(k) for k in ("device", "cpu", "arch", "onnxruntime", "threads", "date")},
@@ -115,7 +107,7 @@ def adapt_table(
         "calibration_networks": [{"spec": spec.to_dict(), "median_ms": round(ms, 6),
                                   "raw_median_ms": round(results[network_id(spec)]["median_ms"], 6)}
                                  for spec, ms in zip(specs, measured)],
-    }
+    })
     table = LatencyTable(table_meta, dict(source.rows), calibration, path=str(output))
     table.meta["build_seconds"] = round(time.monotonic() - started, 1)
     table.save(output)

@@ -64,6 +64,30 @@ def speed_factor(reference_ms: float, row: dict[str, float]) -> float:
     return reference_ms / row["ref_ms"] if row.get("ref_ms") else 1.0
 
 
+def typical_reference_ms(results: dict[str, dict[str, float]]) -> float:
+    """The reference network's median over a whole run (its median in each chunk, medianed):
+    the device's typical speed, to which every timing of the run is rescaled."""
+    refs = [r["ref_ms"] for r in results.values() if r.get("ref_ms")]
+    return float(statistics.median(refs)) if refs else 0.0
+
+
+def new_table_meta(device_meta: dict[str, Any], *, resolution: Sequence[int], reference_ms: float,
+                   space_fingerprint: str | None, coverage: str) -> dict[str, Any]:
+    """The metadata of a new table for the device whose timing metadata (the agent's
+    results file) is ``device_meta``: what produced it, and its reference speed."""
+    return {
+        "version": 1,
+        **{k: device_meta[k] for k in ("device", "cpu", "arch", "os", "python", "numpy", "onnxruntime", "threads",
+                                        "cpu_count", "date") if k in device_meta},
+        "resolution": list(resolution),
+        "package_version": package_version(),
+        "space_fingerprint": space_fingerprint,
+        "coverage": coverage,
+        "warmup": device_meta.get("warmup"), "repeats": device_meta.get("repeats"),
+        "reference": {"network": REFERENCE_NETWORK, "median_ms": round(reference_ms, 6)},
+    }
+
+
 def import_results(
     manifest: dict,
     results_path: str | Path,
@@ -94,20 +118,11 @@ def import_results(
         networks = list(base.meta.get("calibration_networks", []))
         table_meta = dict(base.meta)
     else:
-        refs = [r["ref_ms"] for r in results.values() if r.get("ref_ms")]
-        reference_ms = statistics.median(refs) if refs else 0.0
+        reference_ms = typical_reference_ms(results)
         rows, networks = {}, []
-        table_meta = {
-            "version": 1,
-            **{k: meta[k] for k in ("device", "cpu", "arch", "os", "python", "numpy", "onnxruntime", "threads",
-                                     "cpu_count", "date") if k in meta},
-            "resolution": list(manifest["resolution"]),
-            "package_version": package_version(),
-            "space_fingerprint": manifest.get("space_fingerprint"),
-            "coverage": manifest.get("coverage", "space"),
-            "warmup": meta.get("warmup"), "repeats": meta.get("repeats"),
-            "reference": {"network": REFERENCE_NETWORK, "median_ms": round(reference_ms, 6)},
-        }
+        table_meta = new_table_meta(meta, resolution=manifest["resolution"], reference_ms=reference_ms,
+                                    space_fingerprint=manifest.get("space_fingerprint"),
+                                    coverage=manifest.get("coverage", "space"))
     for entry in manifest["entries"]:
         row = results[entry["id"]]
         factor = speed_factor(reference_ms, row)

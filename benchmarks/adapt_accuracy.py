@@ -52,10 +52,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="held-out sampling seed (default: 1)")
     parser.add_argument("--full", action="store_true", help="also build a full table here (the time yardstick)")
     parser.add_argument("--device", default="this-machine")
+    parser.add_argument("--threads", type=int, help="threads on this machine (default: the source table's); another "
+                        "count than the source's measures the transfer between thread counts")
     args = parser.parse_args()
     source = LatencyTable.load(args.source)
     space = SearchSpace.default()
-    threads = int(source.meta["threads"])
+    threads = args.threads or int(source.meta["threads"])
     work = Path(tempfile.mkdtemp(prefix="adapt-bench-"))
     report: dict = {"source": args.source.name, "source_cpu": source.meta.get("cpu"), "resolution": list(source.resolution),
                     "threads": threads, "cpu": cpu_model(), "samples": args.samples, "seed": args.seed}
@@ -72,7 +74,7 @@ def main() -> int:
         for count in args.networks:
             started = time.monotonic()
             table = adapt_table(source, work / f"adapted{count}.csv", space=space, networks=count, seed=0,
-                                device=args.device, threads=threads)
+                                device=args.device, threads=threads, other_threads=True)
             seconds = time.monotonic() - started
             entry = {"networks": count, "seconds": round(seconds, 1), "fit_mape": table.calibration.fit_mape,
                      "cv_mape": table.calibration.cv_mape, "prior_weight": table.calibration.prior_weight,
@@ -93,7 +95,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     cpu = re.sub(r"[^A-Za-z0-9]+", "_", report["cpu"]).strip("_").lower()
-    out = ROOT / "benchmarks" / "results" / f"adapt_accuracy_{args.source.stem}_to_{cpu}.json"
+    out = ROOT / "benchmarks" / "results" / f"adapt_accuracy_{args.source.stem}_to_{cpu}_t{threads}.json"
     write_atomic(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     return 0

@@ -71,13 +71,23 @@ def adapt_table(
     repeats: int = 20,
     remote: SSHTarget | None = None,
     export_progress: Callable[[int, int], None] | None = None,
+    other_threads: bool = False,
 ) -> LatencyTable:
     """Time ``networks`` networks on the new device and write the adapted table to ``output``.
 
+    The thread count must be the source table's: adapting a 1-thread table to 2 threads was
+    measured to fail (MAPE 20-70% on held-out networks; ``benchmarks/adapt_accuracy.py
+    --threads 2``), since threads speed blocks up by very different factors. ``other_threads``
+    allows it anyway, for measuring exactly that.
+
     Raises:
+        ProfileError: another thread count than the source's; a device that cannot time.
         TableError: the source table does not fit ``space``.
-        ProfileError, RemoteError: the device cannot time them.
     """
+    if threads != int(source.meta["threads"]) and not other_threads:
+        raise ProfileError(f"{source.path} was measured with {source.meta['threads']} thread(s), not {threads}; a table "
+                           "does not adapt across thread counts (measured: 1 -> 2 threads fails). Adapt a table of "
+                           f"{threads} thread(s), or profile this device fully with --threads {threads}")
     output = Path(output)
     started = time.monotonic()
     if source.meta.get("coverage") == "space":

@@ -32,6 +32,9 @@ __all__ = ["BUNDLE_FORMAT", "ProfileError", "block_id", "network_id", "export_bu
            "run_locally"]
 
 BUNDLE_FORMAT = "evit-nas-bundle"
+#: what a bundle folder holds besides its models: 2 = the agent with records.py beside it.
+#: Part of the bundle id, so a device never resumes a bundle copied in an older layout.
+BUNDLE_LAYOUT = 2
 #: how the agent starts its one error line
 AGENT_ERROR = "profile.py: error: "
 
@@ -115,7 +118,7 @@ def export_bundle(
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": 1,
-        "bundle_id": _digest({"ids": [e["id"] for e in entries], "opset": opset,
+        "bundle_id": _digest({"ids": [e["id"] for e in entries], "opset": opset, "layout": BUNDLE_LAYOUT,
                               "reference": None if ref_entry is None else ref_entry["id"]}),
         "resolution": [height, width],
         "opset": opset,

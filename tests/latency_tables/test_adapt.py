@@ -77,3 +77,11 @@ def test_the_command_line_default_is_the_librarys():
     from latency_tables.adapt import DEFAULT_NETWORKS
 
     assert DEFAULT_ADAPT_NETWORKS == DEFAULT_NETWORKS
+
+
+def test_a_table_is_not_adapted_to_another_thread_count(tiny_table, space, tmp_path):
+    from latency_tables.bundle import ProfileError
+
+    with pytest.raises(ProfileError, match="measured with 1 thread.*not 2; a table does not adapt across thread counts"):
+        adapt_table(LatencyTable.load(tiny_table), tmp_path / "t.csv", space=space, device="d", threads=2)
+    assert not (tmp_path / "t.csv").exists()

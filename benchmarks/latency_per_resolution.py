@@ -93,6 +93,9 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     cpu = re.sub(r"[^A-Za-z0-9]+", "_", report["cpu"]).strip("_").lower()
     out = ROOT / "benchmarks" / "results" / f"latency_per_resolution_{cpu}.json"
+    if out.is_file():  # keep the other resolutions measured on this CPU
+        earlier = json.loads(out.read_text())
+        report["resolutions"] = {**earlier.get("resolutions", {}), **report["resolutions"]}
     write_atomic(out, json.dumps(report, indent=2) + "\n")
     print(f"on {report['cpu']}, onnxruntime {report.get('onnxruntime')}, {args.threads} thread(s); wrote "
           f"{out.relative_to(ROOT)}")

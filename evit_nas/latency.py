@@ -135,9 +135,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
+        loo = "" if cal.cv_mape is None else f", leave-one-out MAPE {cal.cv_mape}%"
         print(f"wrote {output}: adapted from {args.adapt_from} with {cal.networks} networks timed here "
-              f"(fit MAPE {cal.fit_mape}%, leave-one-out MAPE {cal.cv_mape}%), reference B0 "
-              f"{result['reference_ms']:.2f} ms, {result['seconds']:.0f} s")
+              f"(fit MAPE {cal.fit_mape}%{loo}), reference B0 {result['reference_ms']:.2f} ms, "
+              f"{result['seconds']:.0f} s")
     return 0
 
 

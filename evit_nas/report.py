@@ -83,7 +83,8 @@ def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
                         threads=threads, export_progress=Progress("export", "network"))
     cal = table.calibration
-    print(f"  wrote {path}: leave-one-out MAPE {cal.cv_mape}% on the {cal.networks} networks timed here")
+    quality = f"leave-one-out MAPE {cal.cv_mape}%" if cal.cv_mape is not None else f"fit MAPE {cal.fit_mape}%"
+    print(f"  wrote {path}: {quality} on the {cal.networks} networks timed here")
     return path, table
 
 

@@ -1,0 +1,45 @@
+"""The one fitting method: relative least squares pulled towards a rescaled prior."""
+
+import numpy as np
+import pytest
+
+from latency_tables.transfer import MIN_FOR_CV, PRIOR_WEIGHTS, fit_transfer
+
+
+def _data(n, seed=0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    x = np.c_[rng.uniform(5, 50, n), rng.integers(0, 6, n), np.ones(n)]
+    true = np.array([1.8, 0.7, 2.0])  # another device: 1.8x slower, plus per-operation and fixed costs
+    return x, (x @ true) * (1 + noise * rng.standard_normal(n))
+
+
+def test_many_clean_measurements_recover_the_target_model():
+    x, y = _data(200)
+    fit = fit_transfer(x, y, np.array([1.0, 0.0, 0.0]))
+    assert fit.coefficients == pytest.approx([1.8, 0.7, 2.0], rel=2e-2)
+    assert fit.cv_mape is not None and fit.cv_mape < 1 and fit.prior_weight == min(PRIOR_WEIGHTS)
+
+
+def test_few_measurements_stay_close_to_the_rescaled_prior():
+    x, y = _data(MIN_FOR_CV - 1, seed=3)
+    fit = fit_transfer(x, y, np.array([1.0, 0.0, 0.0]))
+    assert fit.cv_mape is None  # too few to cross-validate
+    assert fit.scale == pytest.approx(np.median(y / x[:, 0]))
+    assert fit.prior_weight == sorted(PRIOR_WEIGHTS)[len(PRIOR_WEIGHTS) // 2]  # the documented middle strength
+    new_x, new_y = _data(100, seed=9)
+    assert np.mean(np.abs(fit.predict(new_x) / new_y - 1)) < 0.15  # still a sound prediction of other networks
+
+
+def test_noise_makes_cross_validation_choose_a_stronger_pull():
+    x, y = _data(12, seed=1, noise=0.15)
+    noisy = fit_transfer(x, y, np.array([1.0, 0.0, 0.0]))
+    clean = fit_transfer(*_data(12, seed=1), np.array([1.0, 0.0, 0.0]))
+    assert noisy.prior_weight > clean.prior_weight
+
+
+def test_bad_input_is_refused():
+    x, y = _data(8)
+    with pytest.raises(ValueError, match="do not match"):
+        fit_transfer(x, y[:-1], np.zeros(3))
+    with pytest.raises(ValueError, match="positive"):
+        fit_transfer(x, -y, np.zeros(3))

@@ -75,9 +75,10 @@ def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
     h, w = source.resolution
     threads = int(source.meta["threads"])
     path = out / f"adapted_{host_name()}_{h}x{w}_t{threads}.csv"
-    if path.is_file() and LatencyTable.load(path).meta.get("cpu") == cpu_model():
+    done = LatencyTable.load(path) if path.is_file() else None
+    if done is not None and done.meta.get("cpu") == cpu_model():
         print(f"step 1/4, adapt: already done ({path})")
-        return path, LatencyTable.load(path)
+        return path, done
     print(f"step 1/4, adapt: timing {networks} networks here to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),

@@ -17,11 +17,11 @@ from typing import Any
 from search_space.cost import count_macs, count_params
 from search_space.network import NetworkSpec, PeerSpec
 
-from .build import measure_networks, speed_factor
+from .build import measure_networks, speed_factor, typical_reference_ms
 from .bundle import network_id
 from .table import LatencyTable, TableError
 
-__all__ = ["MEASURE_COLUMNS", "measure", "predict_or_none"]
+__all__ = ["MEASURE_COLUMNS", "measure", "measurement_rows", "predict_or_none"]
 
 #: the columns of a measurement row, in order
 MEASURE_COLUMNS = ("name", "kind", "summary", "resolution", "macs", "params", "measured_ms", "raw_measured_ms",
@@ -55,11 +55,17 @@ def measure(
     meta, results, _ = measure_networks(
         [s for _, s in networks], resolution, work_dir=work_dir, device=device, threads=threads, warmup=warmup,
         repeats=repeats, remote=remote, export_progress=export_progress)
-    if table is not None:
-        reference_ms = table.meta["reference"]["median_ms"]
-    else:
-        refs = sorted(r["ref_ms"] for r in results.values() if r.get("ref_ms"))
-        reference_ms = refs[len(refs) // 2] if refs else None
+    rows = measurement_rows(networks, results, resolution, table)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return rows, meta
+
+
+def measurement_rows(networks: Sequence[tuple[str, NetworkSpec]], results: dict[str, dict[str, float]],
+                     resolution: tuple[int, int], table: LatencyTable | None = None) -> list[dict[str, Any]]:
+    """One row per network (:data:`MEASURE_COLUMNS`) from timings already taken (``results``:
+    network id -> timing row of ``build.measure_networks``), rescaled to ``table``'s
+    reference speed when a table is given, else to the reference's median over the run."""
+    reference_ms = table.meta["reference"]["median_ms"] if table is not None else typical_reference_ms(results)
     rows = []
     for name, spec in networks:
         r = results[network_id(spec)]
@@ -77,8 +83,7 @@ def measure(
             "p90_ms": r["p90_ms"] * factor,
             "predicted_ms": predict_or_none(table, spec, resolution),
         })
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return rows, meta
+    return rows
 
 
 def predict_or_none(table: LatencyTable | None, spec: NetworkSpec, resolution: tuple[int, int]) -> float | None:

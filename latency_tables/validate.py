@@ -19,9 +19,7 @@ from search_space import ArchSpec, SearchSpace
 from search_space.records import atomic_path, write_csv as write_records
 from search_space.registry import model_spec
 
-from .build import speed_factor
-from .bundle import network_id
-from .measure import measure
+from .measure import measure, measurement_rows
 from .table import LatencyTable
 
 __all__ = ["Summary", "compare", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
@@ -138,14 +136,15 @@ def compare(table: LatencyTable, networks: Sequence[tuple[str, ArchSpec]], resul
     """How well ``table`` predicts networks already timed end to end (``results``: network id
     -> timing row, from ``build.measure_networks``), so one timing run can judge several
     tables. With ``rescale`` the timings are rescaled to the table's reference speed (as
-    ``measure_and_compare`` does); without, they are compared as timed."""
-    predicted, measured = [], []
+    ``measure_and_compare`` does); without, they are compared as timed.
+
+    Raises:
+        MissingBlocksError: the table lacks blocks of one of the networks.
+    """
     for _, spec in networks:
-        row = results[network_id(spec)]
-        factor = speed_factor(table.meta["reference"]["median_ms"], row) if rescale else 1.0
-        predicted.append(table.predict_ms(spec))
-        measured.append(row["median_ms"] * factor)
-    return Summary.of(predicted, measured)
+        table.predict_ms(spec)  # a network the table cannot predict fails here, by name
+    rows = measurement_rows(networks, results, table.resolution, table)
+    return Summary.of([r["predicted_ms"] for r in rows], [r["measured_ms" if rescale else "raw_measured_ms"] for r in rows])
 
 
 def macs_baseline(macs: Sequence[float], measured: Sequence[float]) -> np.ndarray:

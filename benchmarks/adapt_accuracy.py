@@ -11,10 +11,15 @@ source: against the raw timings, since its reference is another machine's). With
 same way, and its build time is the yardstick for the adaptation's (goal: at most 10%).
 
     python benchmarks/adapt_accuracy.py --source latency_tables/x86_64_xeon_2core_256x512_t1.csv \\
-        --networks 6 12 24 --samples 40 [--full]
+        --networks 3 4 6 8 12 24 --repeats 10 20 --budget-minutes 0.5 1 --samples 40 [--full]
 
-Writes ``benchmarks/results/adapt_accuracy_<source>_<cpu>.json``; the CPU model, onnxruntime
-version and threads are recorded with the figures.
+Every count of ``--networks`` is adapted with every count of ``--repeats`` (timed visits per
+network), and each ``--budget-minutes`` runs ``profile --adapt-from --budget-minutes`` (6
+networks, then more while the budget lasts): accuracy against the seconds spent, a curve.
+
+Writes ``benchmarks/results/adapt_accuracy_<source>_<cpu>.json`` and, with matplotlib, the
+curve as a PNG beside it; the CPU model, onnxruntime version and threads are recorded with
+the figures.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="the table to adapt")
     parser.add_argument("--networks", type=int, nargs="+", default=[6, 12, 24], help="networks timed per adaptation")
+    parser.add_argument("--repeats", type=int, nargs="+", default=[10], help="timed visits per network (default: 10)")
+    parser.add_argument("--budget-minutes", type=float, nargs="*", default=[], help="adaptations with a time budget")
     parser.add_argument("--samples", type=int, default=40, help="random held-out networks (default: 40)")
     parser.add_argument("--seed", type=int, default=1, help="held-out sampling seed (default: 1)")
     parser.add_argument("--full", action="store_true", help="also build a full table here (the time yardstick)")
@@ -71,16 +78,24 @@ def main() -> int:
         report["unadapted_source_rescaled_by_b0"] = judge(source, held_out, results, rescale=True)
         print(f"unadapted source, raw timings: {Summary(**report['unadapted_source_vs_raw']).line()}", flush=True)
         report["adapted"] = []
-        for count in args.networks:
+        runs = [{"networks": n, "repeats": r} for r in args.repeats for n in args.networks]
+        runs += [{"networks": 6, "repeats": args.repeats[0], "budget_minutes": m} for m in args.budget_minutes]
+        for i, run in enumerate(runs):
             started = time.monotonic()
-            table = adapt_table(source, work / f"adapted{count}.csv", space=space, networks=count, seed=0,
-                                device=args.device, threads=threads, other_threads=True)
+            budget = run.get("budget_minutes")
+            table = adapt_table(source, work / f"adapted{i}.csv", space=space, networks=run["networks"], seed=0,
+                                device=args.device, threads=threads, repeats=run["repeats"],
+                                budget_s=budget * 60 if budget else None, other_threads=True)
             seconds = time.monotonic() - started
-            entry = {"networks": count, "seconds": round(seconds, 1), "fit_mape": table.calibration.fit_mape,
-                     "cv_mape": table.calibration.cv_mape, "prior_weight": table.calibration.prior_weight,
+            entry = {**run, "networks_timed": table.calibration.networks, "seconds": round(seconds, 1),
+                     "fit_mape": table.calibration.fit_mape, "cv_mape": table.calibration.cv_mape,
+                     "prior_weight": table.calibration.prior_weight,
                      "held_out": judge(table, held_out, results, rescale=True)}
             report["adapted"].append(entry)
-            print(f"adapted with {count:>3} networks ({seconds:5.0f} s): {Summary(**entry['held_out']).line()}", flush=True)
+            what = f"{budget:g} min budget, {entry['networks_timed']:>3} networks" if budget else \
+                f"{run['networks']:>3} networks"
+            print(f"adapted ({what}, {run['repeats']} visits, {seconds:5.0f} s): {Summary(**entry['held_out']).line()}",
+                  flush=True)
         if args.full:
             started = time.monotonic()
             path = work / "full.csv"
@@ -98,7 +113,36 @@ def main() -> int:
     out = ROOT / "benchmarks" / "results" / f"adapt_accuracy_{args.source.stem}_to_{cpu}_t{threads}.json"
     write_atomic(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
+    plot(report, out.with_suffix(".png"))
     return 0
+
+
+def plot(report: dict, path: Path) -> None:
+    """Share of held-out networks within ±5% and ±10% against the adaptation's seconds."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    runs = sorted(report["adapted"], key=lambda e: e["seconds"])
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for key, label in (("within_10", "within ±10%"), ("within_5", "within ±5%")):
+        ax.plot([e["seconds"] for e in runs], [e["held_out"][key] for e in runs], "o-", label=label)
+    full = report.get("full_profile")
+    if full:
+        ax.axvline(full["seconds"] * 0.1, color="grey", ls=":", label="10% of a full profile")
+    ax.set_xscale("log")
+    ax.set_xlabel("adaptation time (s)")
+    ax.set_ylabel(f"held-out networks (%), n={runs[0]['held_out']['networks']}" if runs else "%")
+    ax.set_title(f"{report['source']} adapted to {report['cpu']}, {report['threads']} thread(s)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,12 @@ from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_
                    refuse_existing, remote_target, resolve, warn_about_table)
 from .progress import Progress
 
-#: networks timed by --adapt-from (latency_tables.adapt.DEFAULT_NETWORKS; not imported: it loads torch)
+#: networks timed by --adapt-from, and their timed visits (latency_tables.adapt.DEFAULT_NETWORKS and
+#: DEFAULT_REPEATS; not imported: it loads torch)
 DEFAULT_ADAPT_NETWORKS = 6
+DEFAULT_ADAPT_REPEATS = 10
+#: visits per model of a full profile
+DEFAULT_REPEATS = 20
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,12 +33,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: 1; with --adapt-from the "
                    "source table's)")
-    add_timing(p)
+    add_timing(p, repeats=None, repeats_help=f"{DEFAULT_REPEATS}; with --adapt-from {DEFAULT_ADAPT_REPEATS}")
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
     p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device, same resolution) "
                    "to this device by timing a few whole networks here (or on --remote), instead of every block")
     p.add_argument("--networks", type=int, default=DEFAULT_ADAPT_NETWORKS,
-                   help=f"with --adapt-from: networks timed (default: {DEFAULT_ADAPT_NETWORKS})")
+                   help=f"with --adapt-from: networks timed (default: {DEFAULT_ADAPT_NETWORKS}); with --budget-minutes, "
+                   "the first round")
+    p.add_argument("--budget-minutes", type=float, metavar="M",
+                   help="with --adapt-from: keep timing more networks (spread between those already timed) while the "
+                   "whole adaptation stays within M minutes; more networks give a steadier fit")
     add_force(p, "with --adapt-from: replace an existing output table")
     add_dataset(p)
     add_space(p)
@@ -113,8 +121,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.blocks_from or args.import_results or args.export_only:
         raise CLIError("--adapt-from times whole networks only: it does not combine with --blocks-from, --import "
                        "or --export-only")
+    if args.budget_minutes is not None and args.budget_minutes <= 0:
+        raise CLIError(f"--budget-minutes {args.budget_minutes:g}: give a positive number of minutes")
     args.resolution = source.resolution
     args.threads = args.threads or int(source.meta["threads"])
+    args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats
     output = _table_path(args)
     refuse_existing(output, args.force, "-o path")
     remote = remote_target(args)
@@ -123,10 +134,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
         check_remote(remote)
     print(f"adapting {args.adapt_from} ({source.meta.get('cpu')}) to {args.remote or 'this machine'}: timing "
-          f"{args.networks} networks end to end at {source.resolution[0]}x{source.resolution[1]}, "
+          f"{args.networks} networks end to end at {source.resolution[0]}x{source.resolution[1]}"
+          + (f" (more while {args.budget_minutes:g} min last)" if args.budget_minutes else "") + ", "
           f"{args.threads} thread(s)", file=sys.stderr)
-    table = adapt_table(source, output, space=load_space(args), networks=args.networks, seed=args.seed,
-                        device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+    budget_s = args.budget_minutes * 60 if args.budget_minutes else None
+    table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
+                        seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
+                        repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))
     cal = table.calibration
     result = {"table": str(output), "adapted_from": str(args.adapt_from), "networks_timed": cal.networks,
@@ -156,7 +170,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
     if args.adapt_from:
         return cmd_adapt(args)
+    if args.budget_minutes is not None:
+        raise CLIError("--budget-minutes goes with --adapt-from SOURCE (a full profile times every block)")
     args.threads = args.threads or 1
+    args.repeats = DEFAULT_REPEATS if args.repeats is None else args.repeats
     if args.import_results:
         if not args.bundle:
             raise CLIError("--import needs --bundle DIR (the bundle the results were measured from)")

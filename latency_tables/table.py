@@ -122,14 +122,17 @@ def fit_calibration(feature_rows: np.ndarray, measured_ms: np.ndarray, prior_wei
     """Fit the calibration to end-to-end timings with :func:`latency_tables.transfer.fit_transfer`:
     least squares on relative errors, pulled towards ``prior`` (default: the plain sum,
     :data:`IDENTITY`) rescaled by the typical measured / prior ratio; the strength of the
-    pull is chosen by leave-one-out cross-validation unless ``prior_weight`` is given.
+    pull is chosen by leave-one-out cross-validation unless ``prior_weight`` is given. A
+    ``prior`` given (another device's calibration) is trusted: with fewer than 10 networks
+    its shape is kept (``transfer.TRUSTED_PRIOR_WEIGHT``).
 
     Args:
         feature_rows: (networks, len(FEATURES)) from :func:`features`.
         measured_ms: (networks,) measured end-to-end latencies.
     """
     fit = fit_transfer(np.asarray(feature_rows, dtype=float), np.asarray(measured_ms, dtype=float),
-                       np.array([(prior or IDENTITY)[name] for name in FEATURES]), prior_weight=prior_weight)
+                       np.array([(prior or IDENTITY)[name] for name in FEATURES]), prior_weight=prior_weight,
+                       trusted_prior=prior is not None)
     return Calibration(dict(zip(FEATURES, (float(v) for v in fit.coefficients))), fit.networks, fit.fit_mape,
                        fit.cv_mape, fit.prior_weight)
 

@@ -73,10 +73,10 @@ def test_an_uncalibrated_or_foreign_table_is_announced(adapted):
 
 
 def test_the_command_line_default_is_the_librarys():
-    from evit_nas.latency import DEFAULT_ADAPT_NETWORKS
-    from latency_tables.adapt import DEFAULT_NETWORKS
+    from evit_nas.latency import DEFAULT_ADAPT_NETWORKS, DEFAULT_ADAPT_REPEATS
+    from latency_tables.adapt import DEFAULT_NETWORKS, DEFAULT_REPEATS
 
-    assert DEFAULT_ADAPT_NETWORKS == DEFAULT_NETWORKS
+    assert (DEFAULT_ADAPT_NETWORKS, DEFAULT_ADAPT_REPEATS) == (DEFAULT_NETWORKS, DEFAULT_REPEATS)
 
 
 def test_a_table_is_not_adapted_to_another_thread_count(tiny_table, space, tmp_path):
@@ -85,3 +85,34 @@ def test_a_table_is_not_adapted_to_another_thread_count(tiny_table, space, tmp_p
     with pytest.raises(ProfileError, match="measured with 1 thread.*not 2; a table does not adapt across thread counts"):
         adapt_table(LatencyTable.load(tiny_table), tmp_path / "t.csv", space=space, device="d", threads=2)
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_budget_times_more_networks_in_rounds_that_fill_the_gaps(tiny_table, space, tmp_path):
+    source = LatencyTable.load(tiny_table)
+    lines: list[str] = []
+    table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=120, seed=3, device="other",
+                        threads=1, warmup=1, repeats=2, log=lines.append)
+    rounds = table.meta["adapted_from"]["rounds"]
+    assert rounds[0]["networks"] == 3 and len(rounds) >= 2 and lines
+    assert table.calibration.networks == sum(r["networks"] for r in rounds) > 3
+    assert table.meta["build_seconds"] <= 120
+    # the first round is the plain spread of 3, and every later network lies between them
+    first = adaptation_networks(source, space, 3, seed=3)
+    timed = [ArchSpec.from_dict(n["spec"]) for n in table.meta["calibration_networks"]]
+    assert timed[:3] == first and len(set(timed)) == len(timed)
+
+
+def test_a_budget_smaller_than_a_round_times_only_the_first(tiny_table, space, tmp_path):
+    source = LatencyTable.load(tiny_table)
+    table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=0.01, seed=3, device="other",
+                        threads=1, warmup=1, repeats=2)
+    assert [r["networks"] for r in table.meta["adapted_from"]["rounds"]] == [3]
+
+
+def test_budget_minutes_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
+    base = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--warmup", "1", "--repeats", "2"]
+    assert main([*base, "--budget-minutes", "0", "-o", str(tmp_path / "a.csv")]) == 2
+    assert "--budget-minutes 0: give a positive number of minutes" in capsys.readouterr().err
+    assert main(["profile", "--resolution", "64x128", "--budget-minutes", "1", "-o", str(tmp_path / "b.csv")]) == 2
+    assert "--budget-minutes goes with --adapt-from" in capsys.readouterr().err
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()

@@ -43,3 +43,19 @@ def test_bad_input_is_refused():
         fit_transfer(x, y[:-1], np.zeros(3))
     with pytest.raises(ValueError, match="positive"):
         fit_transfer(x, -y, np.zeros(3))
+
+
+def test_a_trusted_prior_keeps_its_shape_with_few_networks():
+    from latency_tables.transfer import TRUSTED_MIN_FOR_CV, TRUSTED_PRIOR_WEIGHT
+
+    x, y = _data(TRUSTED_MIN_FOR_CV - 2, seed=4, noise=0.05)
+    prior = np.array([1.8, 0.7, 2.0]) / 1.3  # the right shape at another speed
+    trusted = fit_transfer(x, y, prior, trusted_prior=True)
+    assert trusted.prior_weight == TRUSTED_PRIOR_WEIGHT and trusted.cv_mape is not None  # LOO still reported
+    assert trusted.coefficients == pytest.approx(prior * trusted.scale, rel=0.1)  # the prior's shape, rescaled
+    untrusted = fit_transfer(x, y, prior)  # cross-validated as before: 8 noisy networks pull it off
+    assert untrusted.prior_weight in PRIOR_WEIGHTS
+    shape_error = lambda fit: np.abs(fit.coefficients / (prior * fit.scale) - 1).max()  # noqa: E731
+    assert shape_error(trusted) < shape_error(untrusted)
+    many = fit_transfer(*_data(TRUSTED_MIN_FOR_CV, seed=4), prior, trusted_prior=True)
+    assert many.prior_weight in PRIOR_WEIGHTS  # enough networks: the data decide

@@ -156,7 +156,12 @@ def run_one(network: dict[str, Any], seed: int, steps: int, lr: float, data: str
     print(f"start {network['name']} seed {seed}, {steps} steps, lr {lr:g}" + (f" (resume at {start})" if start else ""),
           flush=True)
     torch.manual_seed(seed)
-    model = build_model(ArchSpec.from_dict(network["spec"]))
+    if "variant" in network:  # an ablation variant of B0 (benchmarks/ablation.py), not an ArchSpec
+        from ablation import build_variant
+
+        model = build_variant(network["variant"], make_recipe(1, 0, lr).crop, NUM_CLASSES)
+    else:
+        model = build_model(ArchSpec.from_dict(network["spec"]))
     began = time.perf_counter()
     train(model, train_set, make_recipe(steps, seed, lr), checkpoint=path, progress=False)
     train_s = time.perf_counter() - began
@@ -316,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--networks", nargs="+", help="restrict to these names (b0, b1, net00..net15)")
+    parser.add_argument("--extra", metavar="JSON", help="more networks to train with the same recipe and CSV (the "
+                        "search-vs-B0 and ablation networks of camvid_checks.py); the summary ignores them")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
     parser.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--pilot-steps", type=int, default=300, help="steps of the B0 learning-rate pilot")
@@ -325,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     networks = load_networks(out / "camvid_networks.json")
-    by_name = {n["name"]: n for n in networks}
+    extra = json.loads(Path(args.extra).read_text())["networks"] if args.extra else []
+    by_name = {n["name"]: n for n in networks + extra}
     unknown = sorted(set(args.networks or ()) - set(by_name))
     if unknown:
         parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(by_name)}")
@@ -356,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         pilot = lr_pilot(by_name, args.data, out, args.jobs, args.pilot_steps, args.timing_steps)
     print(f"lr {pilot['lr']:g} (pilot: " + ", ".join(f"{r['lr']:g} -> {r['miou']:.1f}%" for r in pilot["b0"])
           + f"); s/step at 1 thread: {pilot['seconds_per_step']}", flush=True)
-    chosen = [n for n in networks if not args.networks or n["name"] in args.networks]
+    chosen = [n for n in networks + extra if not args.networks or n["name"] in args.networks]
     failed = run_queue(chosen, args.seeds, args.steps, pilot["lr"], args.data, out, args.jobs)
     print(f"queue finished, {failed} run(s) failed", flush=True)
     return 1 if failed else 0

@@ -151,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"({table_path.name}); study {name!r} in {storage}")
     progress = search_progress()
     study = run_search(table, SearchSpace.default("cityscapes"), budget_ms=args.budget_ms, trials=args.trials,
-                       objectives="proxy,latency", proxy="params", sampler="nsga2", storage=storage, study_name=name,
+                       objectives="proxy,latency", sampler="nsga2", storage=storage, study_name=name,
                        seed=0, table_path=str(table_path),
                        progress=lambda done, total, feasible, size: progress(done, total, feasible=feasible, front=size))
     entries = front_entries(study, args.top_k)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from search_space.spec import DATASETS
 
-from .args import CLIError, add_json, billions, millions, parse_resolution, print_json, resolve
+from .args import CLIError, add_force, add_json, billions, millions, parse_resolution, print_json, refuse_existing, resolve
 from .progress import Progress
 
 
@@ -46,6 +46,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no training progress bar")
     add_json(p, "machine-readable rows on standard output")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("predictor", help="fit the learned accuracy predictor on validated networks",
+                       description="Fit the learned accuracy predictor (--proxy learned:FILE in `evit-nas search`) on "
+                       "the networks that `evit-nas validate` trained: a ridge regression on a few features of each "
+                       "network (params, MACs, depth, width, attention blocks, scales, head), its strength chosen by "
+                       "leave-one-out. Networks trained more than once (several seeds) count once, with their mean "
+                       "mIoU. Prints the leave-one-out Kendall tau: how well it ranks networks it was not fitted on.")
+    fit = p.add_subparsers(dest="predictor_command", metavar="ACTION", required=True).add_parser(
+        "fit", help="fit on results CSVs of evit-nas validate", description="Fit on results CSVs of evit-nas validate.")
+    fit.add_argument("results", nargs="+", metavar="RESULTS", help="results.csv files written by evit-nas validate")
+    fit.add_argument("-o", "--output", required=True, help="predictor JSON to write")
+    fit.add_argument("--dataset", help="use the rows of this dataset only (needed when the files mix datasets)")
+    fit.add_argument("--steps", type=int, help="use the rows trained this many steps only (needed when they mix)")
+    add_force(fit, "replace an existing predictor file")
+    add_json(fit, "machine-readable summary")
+    fit.set_defaults(func=cmd_predictor_fit)
+
+
+def cmd_predictor_fit(args: argparse.Namespace) -> int:
+    from nas.predictor import fit_predictor
+    from nas.validate import read_results
+    from search_space import ArchSpec
+
+    refuse_existing(Path(args.output), args.force, "-o path")
+    rows = []
+    for path in args.results:
+        if not Path(path).is_file():
+            raise CLIError(f"{path}: no such results file (evit-nas validate writes OUT/results.csv)")
+        rows += [r for r in read_results(path) if r["miou"] is not None and '"widths"' in (r["spec"] or "")]
+    for column, wanted in (("dataset", args.dataset), ("steps", args.steps)):
+        if wanted is not None:
+            rows = [r for r in rows if str(r[column]).partition(":")[0] == str(wanted)]
+        values = sorted({str(r[column]).partition(":")[0] for r in rows})
+        if len(values) > 1:
+            raise CLIError(f"the results mix {column}s ({', '.join(values)}); choose one with --{column}")
+    by_spec: dict[str, list[float]] = {}
+    for r in rows:
+        by_spec.setdefault(r["spec"], []).append(float(r["miou"]))
+    specs = [ArchSpec.from_json(spec) for spec in by_spec]
+    miou = [sum(v) / len(v) for v in by_spec.values()]
+    predictor = fit_predictor(specs, miou, source=", ".join(map(str, args.results)))
+    predictor.save(args.output)
+    result = {"predictor": args.output, "networks": predictor.networks, "alpha": predictor.alpha,
+              "loo_kendall": predictor.loo_kendall, "loo_spearman": predictor.loo_spearman}
+    if args.json:
+        print_json(result)
+    else:
+        print(f"wrote {args.output}: fitted on {predictor.networks} networks; leave-one-out Kendall tau "
+              f"{predictor.loo_kendall:+.3f}, Spearman {predictor.loo_spearman:+.3f}. Use it with "
+              f"`evit-nas search ... --proxy learned:{args.output}`")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ from search_space.cost import block_macs, block_params
 from search_space.errors import EvitNasError
 from search_space.records import package_version, write_atomic, write_csv
 
-from .proxy import Proxy, make_proxy
+from .proxy import DEFAULT_PROXY, Proxy, make_proxy
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "TrialResult", "Evaluator", "open_storage", "fastest_network",
            "run_search", "load_study", "open_study", "parse_objectives", "trial_result", "front", "default_study_name",
@@ -283,7 +283,7 @@ def run_search(
     budget_ms: float,
     trials: int,
     objectives: Sequence[str] = ("proxy", "latency"),
-    proxy: str = "params",
+    proxy: str = DEFAULT_PROXY,
     sampler: str = "nsga2",
     storage: str | None = None,
     study_name: str = "evit-nas",

@@ -30,7 +30,8 @@ def test_search_records_everything_and_keeps_a_feasible_front(tiny_table, space,
     table = LatencyTable.load(tiny_table)
     budget = budget_for(table, space)
     journal = tmp_path / "s.journal"
-    study = run_search(table, space, budget_ms=budget, trials=40, storage=str(journal), study_name="t", seed=1)
+    study = run_search(table, space, budget_ms=budget, trials=40, storage=str(journal), study_name="t", seed=1,
+                       proxy="params")
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 40
     for t in done:

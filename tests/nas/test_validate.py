@@ -39,7 +39,8 @@ def study_journal(tiny_table, space, tmp_path_factory):
     table = LatencyTable.load(tiny_table)
     lat = sorted(table.predict_ms(space.sample(i)) for i in range(40))
     journal = tmp_path_factory.mktemp("study") / "v.journal"
-    run_search(table, space, budget_ms=lat[len(lat) // 2], trials=30, storage=str(journal), study_name="v", seed=0)
+    run_search(table, space, budget_ms=lat[len(lat) // 2], trials=30, storage=str(journal), study_name="v", seed=0,
+               proxy="params")  # a front of several networks on the tiny space
     return journal
 
 

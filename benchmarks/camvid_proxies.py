@@ -1,0 +1,124 @@
+"""Which accuracy objective tracks brief training on CamVid? The proxy study.
+
+Ground truth: the CamVid test-retest study (``camvid_ranking.py``): per network, the mIoU
+averaged over its two seeds at one step count (default: the largest with every network
+trained twice, else the largest with any). Each proxy of ``nas.proxy.PROXIES`` scores the
+same 18 networks (11-class heads; MACs at the 192x256 training crop; naswot and synflow at
+their own input sizes), and the learned predictor (``nas.predictor``) is judged by
+nested leave-one-out: each network predicted by a fit on the other 17 (the ridge strength
+chosen among those 17 too). Kendall tau and Spearman
+rho against the ground truth, next to the noise ceiling: the same statistics between the
+two seeds of the training itself, which no proxy can be expected to beat by much.
+
+    PYTHONPATH=. python benchmarks/camvid_proxies.py [--steps 500] [--write-predictor]
+
+Writes ``benchmarks/results/camvid_proxies.json`` (and a scatter PNG); with
+``--write-predictor`` the predictor fitted on all networks becomes the shipped one
+(``nas/camvid_predictor.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from brief_runs import read_rows, save_figure, write_json
+
+from latency_tables.validate import kendall, spearman
+from nas.predictor import DEFAULT_PREDICTOR, fit_predictor, nested_loo_predictions, spec_features
+from nas.proxy import PROXIES, make_proxy
+from search_space import ArchSpec
+
+RESULTS = ROOT / "benchmarks" / "results"
+SEEDS = (0, 1)
+
+
+def ground_truth(steps: int | None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:
+    networks = {n["name"]: n for n in json.loads((RESULTS / "camvid_networks.json").read_text())["networks"]}
+    runs: dict[tuple[str, int], dict[int, float]] = {}
+    for row in read_rows(RESULTS / "camvid_runs.csv"):
+        runs.setdefault((row["network"], int(row["steps"])), {})[int(row["seed"])] = float(row["miou"])
+    paired = {key: seeds for key, seeds in runs.items() if all(s in seeds for s in SEEDS)}
+    counts = sorted({k[1] for k in paired})
+    if steps is None:
+        full = [c for c in counts if sum(k[1] == c for k in paired) == len(networks)]
+        steps = max(full or counts)
+    miou = {name: (seeds[SEEDS[0]], seeds[SEEDS[1]]) for (name, c), seeds in paired.items() if c == steps}
+    if len(miou) < 5:
+        raise SystemExit(f"only {len(miou)} network(s) trained with both seeds at {steps} steps; run camvid_ranking.py")
+    return steps, networks, miou
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, help="step count of the ground truth (default: the largest complete)")
+    parser.add_argument("--write-predictor", action="store_true", help=f"save the fitted predictor as {DEFAULT_PREDICTOR.name}")
+    args = parser.parse_args(argv)
+    steps, networks, miou = ground_truth(args.steps)
+    names = sorted(miou)
+    specs = [ArchSpec.from_dict(networks[n]["spec"]) for n in names]
+    truth = [sum(miou[n]) / 2 for n in names]
+    seed_a, seed_b = [miou[n][0] for n in names], [miou[n][1] for n in names]
+    report = {"steps": steps, "networks": len(names), "ground_truth": "mean mIoU (%) of seeds 0 and 1, CamVid val",
+              "noise_ceiling": {"kendall_seed0_vs_seed1": round(kendall(seed_a, seed_b), 3),
+                                "spearman_seed0_vs_seed1": round(spearman(seed_a, seed_b), 3)},
+              "proxies": {}}
+    scores: dict[str, list[float]] = {}
+    for name in [p for p in PROXIES if p != "learned"]:  # the learned one is judged by leave-one-out below
+        proxy = make_proxy(name, (192, 256))
+        scores[name] = [float(proxy(spec)) for spec in specs]
+        print(f"{name:>8}: scored {len(specs)} networks", flush=True)
+    import numpy as np
+
+    x = np.array([spec_features(s) for s in specs])
+    predictor = fit_predictor(specs, truth, source=f"camvid_runs.csv, {steps} steps, {len(names)} networks x 2 seeds")
+    scores["learned (leave-one-out)"] = nested_loo_predictions(x, np.array(truth)).tolist()
+    for name, values in scores.items():
+        report["proxies"][name] = {"kendall": round(kendall(values, truth), 3), "spearman": round(spearman(values, truth), 3),
+                                   "values": [round(v, 4) for v in values]}
+    report["learned_predictor"] = predictor.to_dict()
+    report["names"], report["miou"] = names, [round(v, 3) for v in truth]
+    best = max(report["proxies"], key=lambda k: report["proxies"][k]["kendall"])
+    report["best"] = best
+    ceiling = report["noise_ceiling"]
+    print(f"{steps} steps, {len(names)} networks; noise ceiling (seed 0 vs seed 1): Kendall "
+          f"{ceiling['kendall_seed0_vs_seed1']:.3f}, Spearman {ceiling['spearman_seed0_vs_seed1']:.3f}")
+    for name, r in report["proxies"].items():
+        print(f"  {name:>24}: Kendall {r['kendall']:+.3f}  Spearman {r['spearman']:+.3f}")
+    print(f"best: {best}")
+    out = RESULTS / "camvid_proxies.json"
+    write_json(out, report)
+    plot(report, out.with_suffix(".png"))
+    if args.write_predictor:
+        predictor.save(DEFAULT_PREDICTOR)
+        print(f"wrote {DEFAULT_PREDICTOR.relative_to(ROOT)}")
+    return 0
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = list(report["proxies"].items())
+    fig, axes = plt.subplots(1, len(items), figsize=(3.2 * len(items), 3.2))
+    for ax, (name, r) in zip(axes, items):
+        ax.scatter(r["values"], report["miou"], s=14)
+        ax.set_title(f"{name}\nKendall {r['kendall']:+.2f}", fontsize=8)
+        ax.set_ylabel("CamVid mIoU (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"proxies vs brief training on CamVid, {report['steps']} steps, {report['networks']} networks",
+                 fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

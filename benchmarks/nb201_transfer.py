@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--target", default="raspi4", help="target device column (default: raspi4)")
     parser.add_argument("--samples", type=int, nargs="+", default=[10, 20, 50, 100], help="measured target networks")
     parser.add_argument("--draws", type=int, default=20, help="random draws per sample count (default: 20)")
+    parser.add_argument("--trusted-prior", action="store_true", help="fit as --adapt-from does below 10 networks "
+                        "(fit_transfer(trusted_prior=True)): the source's shape is kept unless the data halve the error")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nb201_transfer.json")
     args = parser.parse_args()
     if not args.data.is_file():
@@ -94,7 +96,7 @@ def main() -> int:
         for draw in range(args.draws):
             order = np.random.default_rng(draw).permutation(len(rows))
             measured, rest = order[:n], order[n:]
-            fit = fit_transfer(x[measured], target[measured], PRIOR)
+            fit = fit_transfer(x[measured], target[measured], PRIOR, trusted_prior=args.trusted_prior)
             predicted = fit.predict(x[rest])
             baseline = x[rest] @ (PRIOR * fit.scale)
             draws.append([np.mean(np.abs(relative_errors(predicted, target[rest])) <= 0.10) * 100,
@@ -109,7 +111,7 @@ def main() -> int:
         print(f"{n:>8}{mean[0]:>10.1f}% ±{std[0]:>4.1f}{mean[1]:>10.3f} ±{std[1]:.3f}{mean[2]:>24.1f}%{mean[3]:>10.3f}",
               flush=True)
     print(f"HELP (published): Spearman {HELP_SPEARMAN_10} with 10 samples on the Raspberry Pi 4")
-    write_atomic(args.out, json.dumps({"data": str(args.data.name), "source": args.source, "target": args.target,
+    write_atomic(args.out, json.dumps({"data": str(args.data.name), "source": args.source, "target": args.target, "trusted_prior": args.trusted_prior,
                                        "draws": args.draws, "features": ["source_ms if the cell computes",
                                                                          *[f"live {op}" for op in OPS], "alive", "dead"],
                                        "help_spearman_10_samples": HELP_SPEARMAN_10, "results": results}, indent=2) + "\n")

@@ -11,7 +11,8 @@ learnt from a few networks timed end to end. So ``evit-nas profile --adapt-from 
 3. fits the new device's calibration with :func:`latency_tables.transfer.fit_transfer`:
    the features of each network are read from the *source* table (block latencies summed
    per kind, blocks, input MB, 1), the prior is the source's calibration rescaled by the
-   typical speed ratio, and the pull towards it is chosen by cross-validation;
+   typical speed ratio, kept in shape below 10 networks unless leave-one-out clearly
+   rejects it (``trusted_prior``), and from 10 on pulled with a cross-validated strength;
 4. writes a table for the new device: its metadata (device, CPU, onnxruntime, threads,
    the reference network's latency there, the measured networks), the source's block rows
    (latencies of the source device: the calibration maps them to the new one), and

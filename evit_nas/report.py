@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help="study name (from evit-nas search)")
     p.add_argument("-o", "--output", default="report", help="report folder (default: report)")
     p.add_argument("--table", help="the study's latency table, if it is no longer where the study says")
-    _add_comparison(p, warmup=2, repeats=10)
+    _add_comparison(p, warmup=3, repeats=20)  # the table protocol: fewer visits left ±10% noise here
     add_json(p, "machine-readable summary")
     add_remote(p)
     p.set_defaults(func=cmd_report)
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-peers", nargs="*", metavar="PEER", default=["segformer_b0"],
                    help="peers to train with the same recipe, for the validation figure (default: segformer_b0, about "
                    "2x B0's training time here; segnext_t takes about 6x; `--train-peers` alone: none)")
-    _add_comparison(p, warmup=1, repeats=5)
+    _add_comparison(p, warmup=3, repeats=20)
     p.set_defaults(func=cmd_demo)
 
 

@@ -33,12 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from ablation import PAPER
 from brief_runs import read_rows, write_json
 from camvid_ranking import NUM_CLASSES, RESULTS, TABLE, TABLE_RESOLUTION, make_recipe, recipe_json
 
 NETWORKS = RESULTS / "camvid_checks_networks.json"
 ABLATION = {"abl_neither": "neither", "abl_multiscale": "multiscale", "abl_attention": "attention", "b0": "both"}
-PAPER = {"neither": 68.1, "multiscale": 72.3, "attention": 72.2, "both": 74.5}
 
 
 def prepare(proxy: str, trials: int, seed: int) -> None:

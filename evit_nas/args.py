@@ -62,7 +62,7 @@ def add_force(p: argparse.ArgumentParser, help: str = "replace an existing outpu
     p.add_argument("--force", action="store_true", help=help)
 
 
-def add_timing(p: argparse.ArgumentParser, warmup: int = 3, repeats: int | None = 20, repeats_help: str = "") -> None:
+def add_timing(p: argparse._ActionsContainer, warmup: int = 3, repeats: int | None = 20, repeats_help: str = "") -> None:
     p.add_argument("--warmup", type=int, default=warmup, help=f"untimed visits per model (default: {warmup})")
     p.add_argument("--repeats", type=int, default=repeats,
                    help=f"timed visits per model (default: {repeats_help or repeats})")

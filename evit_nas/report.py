@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .args import CLIError, add_json, add_remote, host_name, print_json, remote_target, resolve, warn_about_table
+from .args import (CLIError, add_json, add_remote, add_timing, host_name, print_json, remote_target, resolve,
+                   warn_about_table)
 from .progress import Progress
 from .search import search_progress
 
@@ -17,10 +18,11 @@ DEMO_TABLE = "x86_64_xeon_2core_256x512_t1.csv"
 DEMO_RESOLUTION = (128, 256)
 
 
-def _add_comparison(p: argparse.ArgumentParser, warmup: int, repeats: int) -> None:
+def _add_comparison(p: argparse.ArgumentParser) -> None:
+    """Timing options (the table protocol: with fewer visits the demo's latency panel swung by
+    ±10% between runs on the AMD VM) and which networks to compare."""
     g = p.add_argument_group("measuring EfficientViT B0-B3 and the peers on this machine")
-    g.add_argument("--warmup", type=int, default=warmup, help=f"untimed runs per network (default: {warmup})")
-    g.add_argument("--repeats", type=int, default=repeats, help=f"timed runs per network (default: {repeats})")
+    add_timing(g)
     g.add_argument("--compare", nargs="+", metavar="NAME",
                    help="measure only these of efficientvit_seg_b0..b3, segformer_b0..b3, segnext_t/s "
                    "(default: all; the large SegFormers take a while on a small CPU)")
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--study", required=True, help="study name (from evit-nas search)")
     p.add_argument("-o", "--output", default="report", help="report folder (default: report)")
     p.add_argument("--table", help="the study's latency table, if it is no longer where the study says")
-    _add_comparison(p, warmup=3, repeats=20)  # the table protocol: fewer visits left ±10% noise here
+    _add_comparison(p)
     add_json(p, "machine-readable summary")
     add_remote(p)
     p.set_defaults(func=cmd_report)
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-peers", nargs="*", metavar="PEER", default=["segformer_b0"],
                    help="peers to train with the same recipe, for the validation figure (default: segformer_b0, about "
                    "2x B0's training time here; segnext_t takes about 6x; `--train-peers` alone: none)")
-    _add_comparison(p, warmup=3, repeats=20)
+    _add_comparison(p)
     p.set_defaults(func=cmd_demo)
 
 

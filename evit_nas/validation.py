@@ -68,13 +68,15 @@ def cmd_predictor_fit(args: argparse.Namespace) -> int:
     from nas.predictor import fit_predictor
     from nas.validate import read_results
     from search_space import ArchSpec
+    from search_space.network import network_from_dict
 
     refuse_existing(Path(args.output), args.force, "-o path")
     rows = []
     for path in args.results:
         if not Path(path).is_file():
             raise CLIError(f"{path}: no such results file (evit-nas validate writes OUT/results.csv)")
-        rows += [r for r in read_results(path) if r["miou"] is not None and '"widths"' in (r["spec"] or "")]
+        rows += [r for r in read_results(path) if r["miou"] is not None and r["spec"]
+                 and isinstance(network_from_dict(json.loads(r["spec"])), ArchSpec)]  # not the peers
     for column, wanted in (("dataset", args.dataset), ("steps", args.steps)):
         if wanted is not None:
             rows = [r for r in rows if str(r[column]).partition(":")[0] == str(wanted)]

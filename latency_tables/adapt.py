@@ -59,6 +59,8 @@ def _ranked_candidates(source: LatencyTable, space: SearchSpace, seed: int) -> l
 def _spread(ranked: list[ArchSpec], count: int) -> list[ArchSpec]:
     """``count`` networks evenly spaced by rank, fastest and slowest included. The picks for
     ``2 * count - 1`` contain those for ``count``: each round of a budget fills the gaps."""
+    if count < 2:
+        raise ProfileError(f"--networks {count}: adapting needs at least 2 networks timed on the new device")
     picks = [ranked[round(i * (len(ranked) - 1) / (count - 1))] for i in range(count)]
     return list(dict.fromkeys(picks))
 
@@ -66,8 +68,6 @@ def _spread(ranked: list[ArchSpec], count: int) -> list[ArchSpec]:
 def adaptation_networks(source: LatencyTable, space: SearchSpace, count: int, seed: int = 0) -> list[ArchSpec]:
     """``count`` networks of ``space`` spread evenly (by rank) over the source table's
     predicted latency of ``CANDIDATES`` random networks, fastest and slowest included."""
-    if count < 2:
-        raise ProfileError(f"--networks {count}: adapting needs at least 2 networks timed on the new device")
     return _spread(_ranked_candidates(source, space, seed), count)
 
 
@@ -123,8 +123,6 @@ def adapt_table(
                            f"{threads} thread(s), or profile this device fully with --threads {threads}")
     if budget_s is not None and budget_s <= 0:
         raise ProfileError(f"--budget-minutes {budget_s / 60:g}: the budget must be positive")
-    if networks < 2:
-        raise ProfileError(f"--networks {networks}: adapting needs at least 2 networks timed on the new device")
     output = Path(output)
     started = time.monotonic()
     if source.meta.get("coverage") == "space":

@@ -138,21 +138,26 @@ def fit_transfer(features: np.ndarray, measured_ms: np.ndarray, prior: np.ndarra
         prior_weight = TRUSTED_PRIOR_WEIGHT
         if len(x) >= 3:
             cv_mape = _loo_mape(x, measured, prior, prior_weight)
-            scores = [_loo_mape(x, measured, prior, w) for w in prior_weights]
-            best = int(np.argmin(scores))
-            if scores[best] < cv_mape / 2:  # the data clearly reject the source's shape
-                prior_weight, cv_mape = float(prior_weights[best]), scores[best]
+            weight, score = _cross_validated(x, measured, prior, prior_weights)
+            if score < cv_mape / 2:  # the data clearly reject the source's shape
+                prior_weight, cv_mape = weight, score
     if prior_weight is None:
         if len(x) >= MIN_FOR_CV:
-            scores = [_loo_mape(x, measured, prior, w) for w in prior_weights]
-            best = int(np.argmin(scores))
-            prior_weight, cv_mape = float(prior_weights[best]), float(scores[best])
+            prior_weight, cv_mape = _cross_validated(x, measured, prior, prior_weights)
         else:
             prior_weight = float(sorted(prior_weights)[len(prior_weights) // 2])
     coefficients = fit_linear(x, measured, prior, prior_weight)
     fit_mape = float(np.mean(np.abs(relative_errors(x @ coefficients, measured))) * 100)
     return Fit(coefficients, prior_weight, scale, len(x), round(fit_mape, 3),
                None if cv_mape is None else round(cv_mape, 3))
+
+
+def _cross_validated(x: np.ndarray, measured: np.ndarray, prior: np.ndarray,
+                     weights: Sequence[float]) -> tuple[float, float]:
+    """The strength of lowest leave-one-out MAPE, and that MAPE (%)."""
+    scores = [_loo_mape(x, measured, prior, w) for w in weights]
+    best = int(np.argmin(scores))
+    return float(weights[best]), float(scores[best])
 
 
 def _loo_mape(x: np.ndarray, measured: np.ndarray, prior: np.ndarray, weight: float) -> float:

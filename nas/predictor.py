@@ -26,8 +26,8 @@ from search_space import ArchSpec
 from search_space.errors import EvitNasError
 from search_space.records import write_atomic
 
-__all__ = ["FEATURES", "ALPHAS", "FEATURE_CLASSES", "nested_loo_predictions", "loo_predictions", "PredictorError", "Predictor", "spec_features", "fit_predictor", "load_predictor",
-           "DEFAULT_PREDICTOR"]
+__all__ = ["FEATURES", "ALPHAS", "FEATURE_CLASSES", "DEFAULT_PREDICTOR", "PredictorError", "Predictor", "spec_features",
+           "fit_predictor", "load_predictor", "loo_predictions", "nested_loo_predictions"]
 
 #: the predictor fitted on the CamVid test-retest study, shipped with the package
 DEFAULT_PREDICTOR = Path(__file__).with_name("camvid_predictor.json")
@@ -99,15 +99,22 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(std > 0, std, 1.0)
 
 
+def _fit(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Standardise ``x`` and fit the ridge: (mean, std, coefficients, intercept)."""
+    mean, std = _standardise(x)
+    coefficients, intercept = _ridge((x - mean) / std, y, alpha)
+    return mean, std, coefficients, intercept
+
+
+def _predict_left_out(x: np.ndarray, y: np.ndarray, i: int, alpha: float) -> float:
+    keep = np.arange(len(y)) != i
+    mean, std, coefficients, intercept = _fit(x[keep], y[keep], alpha)
+    return float(intercept + ((x[i] - mean) / std) @ coefficients)
+
+
 def loo_predictions(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     """Leave-one-out predictions: each network predicted by a fit on the others."""
-    out = np.empty(len(y))
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        mean, std = _standardise(x[keep])
-        coefficients, intercept = _ridge((x[keep] - mean) / std, y[keep], alpha)
-        out[i] = intercept + ((x[i] - mean) / std) @ coefficients
-    return out
+    return np.array([_predict_left_out(x, y, i, alpha) for i in range(len(y))])
 
 
 def _choose_alpha(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> float:
@@ -118,14 +125,8 @@ def _choose_alpha(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> floa
 def nested_loo_predictions(x: np.ndarray, y: np.ndarray, alphas: Sequence[float] = ALPHAS) -> np.ndarray:
     """Leave-one-out predictions where the ridge strength, too, is chosen without the
     network left out (by leave-one-out on the others): an honest score of the whole fit."""
-    out = np.empty(len(y))
-    for i in range(len(y)):
-        keep = np.arange(len(y)) != i
-        alpha = _choose_alpha(x[keep], y[keep], alphas)
-        mean, std = _standardise(x[keep])
-        coefficients, intercept = _ridge((x[keep] - mean) / std, y[keep], alpha)
-        out[i] = intercept + ((x[i] - mean) / std) @ coefficients
-    return out
+    alphas_without = [_choose_alpha(np.delete(x, i, axis=0), np.delete(y, i), alphas) for i in range(len(y))]
+    return np.array([_predict_left_out(x, y, i, alpha) for i, alpha in enumerate(alphas_without)])
 
 
 def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str = "",
@@ -148,8 +149,7 @@ def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str 
     y = np.asarray(miou, dtype=float)
     alpha = _choose_alpha(x, y, alphas)
     loo = nested_loo_predictions(x, y, alphas)
-    mean, std = _standardise(x)
-    coefficients, intercept = _ridge((x - mean) / std, y, alpha)
+    mean, std, coefficients, intercept = _fit(x, y, alpha)
     return Predictor(FEATURES, tuple(mean.tolist()), tuple(std.tolist()), tuple(coefficients.tolist()), intercept,
                      alpha, len(y), round(kendall(loo, y), 3), round(spearman(loo, y), 3), source)
 

@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SEEDS = (0, 1)
 
 
-def ground_truth(steps: int | None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:
+def ground_truth(steps: int | None, only: list[str] | None = None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:
     networks = {n["name"]: n for n in json.loads((RESULTS / "camvid_networks.json").read_text())["networks"]}
     runs: dict[tuple[str, int], dict[int, float]] = {}
     for row in read_rows(RESULTS / "camvid_runs.csv"):
@@ -49,7 +49,8 @@ def ground_truth(steps: int | None) -> tuple[int, dict[str, dict], dict[str, tup
     if steps is None:
         full = [c for c in counts if sum(k[1] == c for k in paired) == len(networks)]
         steps = max(full or counts)
-    miou = {name: (seeds[SEEDS[0]], seeds[SEEDS[1]]) for (name, c), seeds in paired.items() if c == steps}
+    miou = {name: (seeds[SEEDS[0]], seeds[SEEDS[1]]) for (name, c), seeds in paired.items()
+            if c == steps and name in networks and (not only or name in only)}
     if len(miou) < 5:
         raise SystemExit(f"only {len(miou)} network(s) trained with both seeds at {steps} steps; run camvid_ranking.py")
     return steps, networks, miou
@@ -58,14 +59,17 @@ def ground_truth(steps: int | None) -> tuple[int, dict[str, dict], dict[str, tup
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help="step count of the ground truth (default: the largest complete)")
+    parser.add_argument("--networks", nargs="+", metavar="NAME", help="only these networks (b0, b1, net00..net15)")
+    parser.add_argument("--out", help="results JSON (default: results/camvid_proxies.json; the PNG beside it)")
     parser.add_argument("--write-predictor", action="store_true", help=f"save the fitted predictor as {DEFAULT_PREDICTOR.name}")
     args = parser.parse_args(argv)
-    steps, networks, miou = ground_truth(args.steps)
+    steps, networks, miou = ground_truth(args.steps, args.networks)
     names = sorted(miou)
     specs = [ArchSpec.from_dict(networks[n]["spec"]) for n in names]
     truth = [sum(miou[n]) / 2 for n in names]
     seed_a, seed_b = [miou[n][0] for n in names], [miou[n][1] for n in names]
-    report = {"steps": steps, "networks": len(names), "ground_truth": "mean mIoU (%) of seeds 0 and 1, CamVid val",
+    report = {"command": "python " + " ".join(["benchmarks/camvid_proxies.py", *(argv if argv is not None else sys.argv[1:])]),
+              "steps": steps, "networks": len(names), "ground_truth": "mean mIoU (%) of seeds 0 and 1, CamVid val",
               "noise_ceiling": {"kendall_seed0_vs_seed1": round(kendall(seed_a, seed_b), 3),
                                 "spearman_seed0_vs_seed1": round(spearman(seed_a, seed_b), 3)},
               "proxies": {}}
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in report["proxies"].items():
         print(f"  {name:>24}: Kendall {r['kendall']:+.3f}  Spearman {r['spearman']:+.3f}")
     print(f"best: {best}")
-    out = RESULTS / "camvid_proxies.json"
+    out = Path(args.out) if args.out else RESULTS / "camvid_proxies.json"
     write_json(out, report)
     plot(report, out.with_suffix(".png"))
     if args.write_predictor:

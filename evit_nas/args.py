@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from search_space.errors import EvitNasError
-from search_space.network import NetworkSpec
+from search_space.network import NetworkSpec, check_input_size
 from search_space.records import write_atomic
-from search_space.registry import resolve_any, resolve_network
-from search_space.spec import DATASETS, ArchSpec, SpecError, check_resolution
+from search_space.registry import default_resolution, resolve_any, resolve_network
+from search_space.spec import DATASETS, SEG_DATASETS, ArchSpec, SpecError, check_resolution
 
 MACS_NOTE = "MACs are multiply-accumulates as counted by fvcore (batch 1); params are trainable parameters"
 
@@ -22,14 +22,22 @@ class CLIError(EvitNasError):
     """A command-line request that cannot run (a missing option, an existing output file)."""
 
 
-def parse_resolution(text: str) -> tuple[int, int]:
-    """``"1024x2048"`` -> (1024, 2048) (H x W)."""
+def parse_input_size(text: str) -> tuple[int, int]:
+    """``"528x528"`` -> (528, 528) (H x W): any positive size; the network checks it
+    (:func:`checked_resolution`)."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW such as 1024x2048, got {text!r}") from None
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive HxW, got {text!r}")
+    return height, width
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    """``"1024x2048"`` -> (1024, 2048) (H x W), multiples of 32 (a segmentation network's input)."""
     try:
-        return check_resolution((height, width))
+        return check_resolution(parse_input_size(text))
     except SpecError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -39,15 +47,22 @@ def host_name() -> str:
 
 
 # ------------------------------------------------------------------ options
-def add_dataset(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="cityscapes",
-                   help="dataset: sets classes, head layout and the default resolution (default: cityscapes)")
+def add_dataset(p: argparse.ArgumentParser, any_network: bool = False) -> None:
+    """``--dataset``: a segmentation dataset (default cityscapes); with ``any_network`` also
+    imagenet, and the default is the network's own (the name's suffix, else its first)."""
+    if any_network:
+        p.add_argument("--dataset", choices=sorted(DATASETS), default=None,
+                       help="dataset configuration: sets classes, head and the default resolution (default: the "
+                       "network's own: cityscapes for the segmentation networks, imagenet for the classifiers)")
+    else:
+        p.add_argument("--dataset", choices=sorted(SEG_DATASETS), default="cityscapes",
+                       help="dataset: sets classes, head layout and the default resolution (default: cityscapes)")
 
 
 def add_network(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("network", metavar="NETWORK", nargs=None if required else "?",
-                   help="registered name (e.g. efficientvit_seg_b1) or ArchSpec JSON file")
-    add_dataset(p)
+                   help="registered name (e.g. efficientvit_seg_b1, efficientvit_cls_b3) or ArchSpec JSON file")
+    add_dataset(p, any_network=True)
 
 
 def add_space(p: argparse.ArgumentParser) -> None:
@@ -89,14 +104,15 @@ def network_arg(args: argparse.Namespace) -> tuple[str, ArchSpec]:
     return resolve(args.network, args.dataset)  # type: ignore[return-value]
 
 
-def resolution_arg(args: argparse.Namespace) -> tuple[int, int]:
-    return args.resolution or DATASETS[args.dataset].resolution
+def resolution_arg(args: argparse.Namespace, spec: NetworkSpec) -> tuple[int, int]:
+    """``--resolution``, else the network's default input size, checked against ``spec``."""
+    return check_input_size(spec, args.resolution or default_resolution(args.network, args.dataset))
 
 
 def load_space(args: argparse.Namespace) -> Any:
     from search_space.space import SearchSpace
 
-    return SearchSpace.from_file(args.space) if args.space else SearchSpace.default(args.dataset)
+    return SearchSpace.from_file(args.space) if args.space else SearchSpace.default(args.dataset or "cityscapes")
 
 
 def remote_target(args: argparse.Namespace) -> Any:

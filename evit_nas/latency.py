@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import platform
+import shutil
 import sys
 from pathlib import Path
 
-from search_space.registry import resolve_network
-from search_space.spec import DATASETS
+from search_space.network import check_input_size
+from search_space.registry import default_resolution, resolve_network
 
 from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_remote, add_space, add_timing,
-                   billions, host_name, load_space, millions, network_arg, parse_resolution, print_json,
+                   billions, host_name, load_space, millions, network_arg, parse_input_size,
+                   parse_resolution, print_json,
                    refuse_existing, remote_target, resolve, warn_about_table)
 from .progress import Progress
 
@@ -93,11 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Takes EfficientViT networks, ArchSpec files and the peers (segformer_b0..b3, segnext_t/s), so "
                        "all are measured the same way on the same device. With --table, the device, threads and "
                        "resolution default to the table's and EfficientViT networks get its prediction alongside.")
-    q.add_argument("networks", metavar="NETWORK", nargs="+", help="registered names, peers or ArchSpec JSON files")
-    add_dataset(q)
+    q.add_argument("networks", metavar="NETWORK", nargs="+",
+                   help="registered names, peers, ImageNet classifiers or ArchSpec JSON files")
+    add_dataset(q, any_network=True)
     q.add_argument("--table", help="latency table: defaults for device, threads, resolution; predictions to compare")
-    q.add_argument("--resolution", type=parse_resolution, metavar="HxW",
-                   help="input size (default: the table's, else the dataset's)")
+    q.add_argument("--resolution", type=parse_input_size, metavar="HxW",
+                   help="input size (default: the table's, else the networks' own when they agree)")
     q.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: the table's, else 1)")
     q.add_argument("--device", help="a name for the device (default: the table's, else this host's name)")
     q.add_argument("-o", "--output", help="write the rows to this CSV (metadata as # lines)")
@@ -296,22 +299,31 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     from search_space.records import write_csv
 
     table = LatencyTable.load(args.table) if args.table else None
-    resolution = args.resolution or (tuple(table.resolution) if table else DATASETS[args.dataset].resolution)
+    networks = [resolve(n, args.dataset, peers=True) for n in args.networks]
+    fixed = args.resolution or (tuple(table.resolution) if table else None)
+    # one size for all (--resolution, the table's), else each network at its own default size
+    groups: dict[tuple[int, int], list] = {}
+    for name, (label, spec) in zip(args.networks, networks):
+        size = check_input_size(spec, fixed or default_resolution(name, args.dataset))
+        groups.setdefault(size, []).append((label, spec))
     threads = args.threads or (int(table.meta["threads"]) if table else 1)
     device = args.device or (table.meta["device"] if table else host_name())
     if table is not None:
         for warning in table.check(threads=threads, arch=None if args.remote else platform.machine(), force=True):
             print(warning, file=sys.stderr)
-    networks = [resolve(n, args.dataset, peers=True) for n in args.networks]
     output = Path(args.output) if args.output else None
     if output is not None:
         refuse_existing(output, args.force, "-o path")
     work = Path(args.work or (str(output) + ".work" if output else "measure.work"))
-    print(f"measuring {len(networks)} network(s) end to end at {resolution[0]}x{resolution[1]}, batch 1, "
-          f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
-    rows, meta = measure(networks, resolution, work_dir=work, device=device, threads=threads, warmup=args.warmup,
-                         repeats=args.repeats, remote=remote_target(args), table=table,
-                         export_progress=Progress("export", "network"))
+    rows = []
+    for (height, width), group in groups.items():
+        print(f"measuring {len(group)} network(s) end to end at {height}x{width}, batch 1, "
+              f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
+        group_rows, meta = measure(group, (height, width), work_dir=work / f"{height}x{width}", device=device,
+                                   threads=threads, warmup=args.warmup, repeats=args.repeats,
+                                   remote=remote_target(args), table=table, export_progress=Progress("export", "network"))
+        rows += group_rows
+    shutil.rmtree(work, ignore_errors=True)
     info = {"device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
             "onnxruntime": meta.get("onnxruntime"), "threads": threads, "date": meta.get("date"),
             "table": args.table, "warmup": args.warmup, "repeats": args.repeats}
@@ -320,10 +332,11 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**info, "rows": rows, "csv": str(output) if output else None})
         return 0
-    print(f"{'network':<26}{'measured (ms)':>14}{'p10-p90 (ms)':>17}{'predicted (ms)':>16}{'MACs (G)':>10}{'params (M)':>12}")
+    print(f"{'network':<26}{'input':>10}{'measured (ms)':>14}{'p10-p90 (ms)':>17}{'predicted (ms)':>16}{'MACs (G)':>10}"
+          f"{'params (M)':>12}")
     for r in rows:
         predicted = "" if r["predicted_ms"] is None else f"{r['predicted_ms']:.2f}"
-        print(f"{r['name']:<26}{r['measured_ms']:>14.2f}{r['p10_ms']:>8.2f}-{r['p90_ms']:<8.2f}{predicted:>16}"
+        print(f"{r['name']:<26}{r['resolution']:>10}{r['measured_ms']:>14.2f}{r['p10_ms']:>8.2f}-{r['p90_ms']:<8.2f}{predicted:>16}"
               f"{billions(r['macs']):>10}{millions(r['params']):>12}")
     print(f"\non {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
           + (" rescaled to the table's typical device speed" if table else "") + ". "

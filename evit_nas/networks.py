@@ -9,12 +9,12 @@ from typing import Any
 
 from search_space.blocks import BLOCK_KINDS, network_blocks
 from search_space.network import PeerSpec
-from search_space.registry import entries, model_spec, resolve_network
+from search_space.registry import default_resolution, entries, model_spec, resolve_network
 from search_space.spec import DATASETS, SpecError
 from search_space.records import write_csv
 
 from .args import (MACS_NOTE, CLIError, add_dataset, add_force, add_json, add_network, add_space, billions,
-                   load_space, millions, parse_resolution, print_json, refuse_existing, resolution_arg, resolve,
+                   load_space, millions, parse_input_size, parse_resolution, print_json, refuse_existing, resolution_arg, resolve,
                    write_new)
 
 
@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("describe", help="parameters and MACs per stage",
                        description=f"Print a network's parameters and fvcore MACs per stage and in total. {MACS_NOTE}.")
     add_network(p)
-    p.add_argument("--resolution", type=parse_resolution, metavar="HxW",
-                   help="input size (default: the dataset's, 1024x2048 for cityscapes, 512x512 for ade20k)")
+    p.add_argument("--resolution", type=parse_input_size, metavar="HxW",
+                   help="input size (default: the network's: 1024x2048 for cityscapes, 512x512 for ade20k, the "
+                   "official size for a classifier, e.g. 288x288 for efficientvit_cls_b3)")
     p.add_argument("--blocks", action="store_true", help="also list every block with its params and MACs")
     add_json(p)
     p.set_defaults(func=cmd_describe)
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a network to ONNX",
                        description="Export a network to ONNX (batch 1, fixed size) and check it against torch in onnxruntime.")
     add_network(p)
-    p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="input size (default: the dataset's)")
+    p.add_argument("--resolution", type=parse_input_size, metavar="HxW", help="input size (default: the network's)")
     p.add_argument("-o", "--output", help="ONNX file to write (default: NETWORK_HxW.onnx)")
     p.add_argument("--weights", help="checkpoint to load first (official or ours; raw state_dict or under 'state_dict')")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
@@ -78,7 +79,8 @@ def cmd_models(args: argparse.Namespace) -> int:
         for dataset in entry.datasets:
             spec = model_spec(entry.name, dataset)
             row: dict[str, Any] = {"name": entry.name, "dataset": dataset, "family": entry.family,
-                                   "params": entry.params[dataset], "resolution": list(DATASETS[dataset].resolution)}
+                                   "params": entry.params[dataset],
+                                   "resolution": list(default_resolution(entry.name, dataset))}
             if isinstance(spec, PeerSpec):
                 row["summary"] = spec.summary()
             else:
@@ -94,7 +96,13 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"{r['name']:<22}{r['dataset']:<12}{millions(r['params']):>11}  {res:<11} {r['widths']} / {r['depths']}")
     print("\npeers (outside the search space: described, exported, measured and trained, never table-predicted):")
     for r in rows:
-        if "summary" in r:
+        if "summary" in r and r["dataset"] != "imagenet":
+            res = "x".join(map(str, r["resolution"]))
+            print(f"{r['name']:<22}{r['dataset']:<12}{millions(r['params']):>11}  {res:<11} {r['summary']}")
+    print("\nImageNet classifiers (the backbone comparison: described, exported and measured; "
+          "other official sizes via --resolution):")
+    for r in rows:
+        if r["dataset"] == "imagenet":
             res = "x".join(map(str, r["resolution"]))
             print(f"{r['name']:<22}{r['dataset']:<12}{millions(r['params']):>11}  {res:<11} {r['summary']}")
     print("\nNETWORK arguments also take an ArchSpec JSON file (see `evit-nas spec`); "
@@ -104,7 +112,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     label, spec = resolve(args.network, args.dataset, peers=True)  # a bad name fails before torch loads
-    resolution = resolution_arg(args)
+    resolution = resolution_arg(args, spec)
     if isinstance(spec, PeerSpec):
         return _describe_peer(args, label, spec, resolution)
     from search_space.cost import block_macs, block_params, stage_costs
@@ -166,7 +174,7 @@ def _describe_peer(args: argparse.Namespace, label: str, spec: PeerSpec, resolut
 
 def cmd_export(args: argparse.Namespace) -> int:
     label, spec = resolve(args.network, args.dataset, peers=True)
-    resolution = resolution_arg(args)
+    resolution = resolution_arg(args, spec)
     output = Path(args.output or f"{Path(label).stem}_{resolution[0]}x{resolution[1]}.onnx")
     refuse_existing(output, args.force, "-o path")
     from search_space.cost import export_onnx, onnx_parity

@@ -24,9 +24,9 @@ from search_space.cost import DEFAULT_OPSET, export_onnx
 from search_space.create import build_network
 from search_space.errors import EvitNasError
 from search_space.model import build_block
-from search_space.network import NetworkSpec, network_from_dict
+from search_space.network import NetworkSpec, check_input_size, network_from_dict
 from search_space.records import read_manifest, write_atomic
-from search_space.spec import check_resolution
+from search_space.spec import MAX_STRIDE, check_resolution
 
 __all__ = ["BUNDLE_FORMAT", "ProfileError", "block_id", "network_id", "export_bundle", "profile_script", "load_bundle",
            "run_locally"]
@@ -89,7 +89,12 @@ def export_bundle(
     Returns:
         The manifest (also written as ``manifest.json``).
     """
-    height, width = check_resolution(resolution)
+    blocks, networks = list(blocks), list(networks)
+    if blocks or not networks:
+        check_resolution(resolution)
+    for spec in networks:  # a classifier takes any size (EfficientNet-B6: 528x528), the others multiples of 32
+        check_input_size(spec, resolution)
+    height, width = (int(v) for v in resolution)
     directory = Path(directory)
     (directory / "onnx").mkdir(parents=True, exist_ok=True)
     entries = []
@@ -102,8 +107,10 @@ def export_bundle(
     ref_entry = None
     if reference is not None:
         # timed in every chunk, apart from the entries (it may also be one of them)
+        # at the nearest size it takes, when the entries' size is not a multiple of 32 (a classifier at 528x528)
+        ref_size = [max(MAX_STRIDE, round(v / MAX_STRIDE) * MAX_STRIDE) for v in (height, width)]
         ref_entry = {"id": "ref-" + network_id(reference)[4:], "type": "reference", "spec": reference.to_dict(),
-                     "input_shape": [1, 3, height, width]}
+                     "input_shape": [1, 3, *ref_size]}
     for number, entry in enumerate(entries + ([ref_entry] if ref_entry else []), 1):
         entry["file"] = f"onnx/{entry['id']}.onnx"
         path = directory / entry["file"]

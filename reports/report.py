@@ -36,7 +36,7 @@ from search_space.network import NetworkSpec, PeerSpec
 from search_space.peers import PEERS, published
 from search_space.records import atomic_path, package_version, read_csv, write_atomic, write_csv
 from search_space.registry import model_datasets, model_spec
-from search_space.spec import DATASETS
+from search_space.spec import DATASETS, SEG_DATASETS
 
 __all__ = ["SPEEDUP_PAIRS", "ReportError", "comparison_networks", "write_report"]
 
@@ -73,7 +73,8 @@ def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, N
         raise ReportError(f"cannot compare with {', '.join(unknown)}; choose among {', '.join(known)}")
     chosen = [n for n in known if names is None or n in names]
     out: list[tuple[str, NetworkSpec]] = []
-    for dataset, info in DATASETS.items():
+    for dataset in SEG_DATASETS:
+        info = DATASETS[dataset]
         out += [(f"{n}@{dataset}", model_spec(n, dataset)) for n in chosen if n in EFFICIENTVIT
                 and dataset in model_datasets(n)]
         out += [(f"{n}@{dataset}", PeerSpec(n, info.num_classes)) for n in chosen if n in PEERS]
@@ -238,7 +239,7 @@ def figure_published_macs(out_dir: Path) -> list[dict[str, Any]]:
     rows = published()  # every published model, also those not re-implemented (SegFormer-B4/B5, SegNeXt-B/L)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, dataset in zip(axes, DATASETS):
+    for ax, dataset in zip(axes, SEG_DATASETS):
         pts = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["macs_g"] or 0)
         _family_scatter(ax, pts, "macs_g")
         res = pts[0]["resolution_hw"] if pts else ""
@@ -263,7 +264,7 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
                          "measured_resolution": resolution})
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, dataset in zip(axes, DATASETS):
+    for ax, dataset in zip(axes, SEG_DATASETS):
         pts = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["measured_ms"])
         _family_scatter(ax, pts, "measured_ms")
         _log_x(ax)

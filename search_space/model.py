@@ -1,9 +1,12 @@
 """build_block and build_model: BlockKey -> module, ArchSpec -> EfficientViT segmentation
-network (backbone + head), the one constructor of blocks serving both.
+network (backbone + head), the one constructor of blocks serving both; and the
+classification network on the same backbone (:class:`EfficientViTCls`, the official ImageNet
+head).
 
 The module tree and parameter names are those of the official implementation
 (``backbone.input_stem``, ``backbone.stages``, ``head.input_ops``, ``head.middle``,
-``head.output_ops``), so official checkpoints load with ``strict=True``.
+``head.output_ops``; ``head.op_list`` for the classifier), so official checkpoints load with
+``strict=True``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import torch
 from torch import nn
 
 from .blocks import ACT, HEAD_INPUTS, BlockKey, Slot, layout
-from .ops import ConvLayer, DSConv, EfficientViTBlock, IdentityLayer, LiteMLA, MBConv, OpSequential, ResidualBlock, UpSampleLayer
+from .ops import (ConvLayer, DSConv, EfficientViTBlock, IdentityLayer, LinearLayer, LiteMLA, MBConv, OpSequential,
+                  ResidualBlock, UpSampleLayer)
 from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec
 
-__all__ = ["EfficientViTBackbone", "SegHead", "EfficientViTSeg", "build_block", "build_model"]
+__all__ = ["EfficientViTBackbone", "SegHead", "EfficientViTSeg", "ClsHead", "EfficientViTCls", "build_block", "build_model",
+           "build_backbone", "build_classifier"]
 
 
 def build_block(key: BlockKey) -> nn.Module:
@@ -112,16 +117,15 @@ class EfficientViTSeg(nn.Module):
         return self.head(self.backbone(x))
 
 
-def build_model(spec: ArchSpec) -> EfficientViTSeg:
-    """Build the network described by ``spec`` (freshly initialised weights).
-
-    Every leaf block comes from :func:`build_block`, so the network is
-    exactly the blocks that ``SearchSpace.blocks(spec, resolution)`` lists.
-    """
+def _stage_modules(spec: ArchSpec, head: bool = True) -> dict[str, list[tuple[Slot, nn.Module]]]:
     by_stage: dict[str, list[tuple[Slot, nn.Module]]] = defaultdict(list)
     for slot in layout(spec):
-        by_stage[slot.stage].append((slot, build_block(slot.key)))
+        if head or slot.stage != "head":
+            by_stage[slot.stage].append((slot, build_block(slot.key)))
+    return by_stage
 
+
+def _backbone(by_stage: dict[str, list[tuple[Slot, nn.Module]]]) -> EfficientViTBackbone:
     stem = OpSequential([m for _, m in by_stage["stem"]])
     stages = []
     for i in range(1, 5):
@@ -138,9 +142,64 @@ def build_model(spec: ArchSpec) -> EfficientViTSeg:
                 ops.append(EfficientViTBlock(context, module))
                 context = None
         stages.append(OpSequential(ops))
+    return EfficientViTBackbone(stem, stages)
 
+
+def build_backbone(spec: ArchSpec) -> EfficientViTBackbone:
+    """The backbone (stem and stages 1-4) of ``spec``, without its segmentation head."""
+    return _backbone(_stage_modules(spec, head=False))
+
+
+def build_model(spec: ArchSpec) -> EfficientViTSeg:
+    """Build the network described by ``spec`` (freshly initialised weights).
+
+    Every leaf block comes from :func:`build_block`, so the network is
+    exactly the blocks that ``SearchSpace.blocks(spec, resolution)`` lists.
+    """
+    by_stage = _stage_modules(spec)
     head_parts: dict[str, list[nn.Module]] = defaultdict(list)
     for slot, module in by_stage["head"]:
         head_parts[slot.role].append(module)
     head = SegHead(head_parts["input"], OpSequential(head_parts["middle"]), head_parts["output"][0])
-    return EfficientViTSeg(EfficientViTBackbone(stem, stages), head, spec)
+    return EfficientViTSeg(_backbone(by_stage), head, spec)
+
+
+class ClsHead(OpSequential):
+    """The official ImageNet head: 1x1 conv to ``widths[0]`` (BN, Hardswish), global average
+    pool, linear to ``widths[1]`` (LayerNorm, Hardswish), linear to the classes (with bias,
+    after optional dropout). Reads the backbone's last stage."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, int], num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__([
+            ConvLayer(in_channels, widths[0], 1, norm="bn2d", act_func=ACT),
+            nn.AdaptiveAvgPool2d(1),
+            LinearLayer(widths[0], widths[1], use_bias=False, norm="ln", act_func=ACT),
+            LinearLayer(widths[1], num_classes, use_bias=True, dropout=dropout),
+        ])
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(features["stage_final"])
+
+
+class EfficientViTCls(nn.Module):
+    """An EfficientViT classification network: (N, 3, H, W) -> (N, classes) logits."""
+
+    def __init__(self, backbone: EfficientViTBackbone, head: ClsHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.backbone(x)
+
+    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+
+def build_classifier(spec: ArchSpec, head_widths: tuple[int, int], num_classes: int = 1000,
+                     dropout: float = 0.0) -> EfficientViTCls:
+    """The classification network on ``spec``'s backbone (its segmentation head is not built)."""
+    return EfficientViTCls(build_backbone(spec), ClsHead(spec.widths[-1], head_widths, num_classes, dropout))

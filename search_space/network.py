@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .registry import entries, is_peer, model_entry
-from .spec import ArchSpec, SpecError
+from .spec import ArchSpec, SpecError, check_resolution
 
-__all__ = ["NetworkSpec", "PeerSpec", "network_from_dict"]
+__all__ = ["NetworkSpec", "PeerSpec", "network_from_dict", "check_input_size"]
 
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """A peer network (SegFormer / SegNeXt) with ``num_classes`` outputs."""
+    """A network outside the search space (a SegFormer / SegNeXt peer, or an ImageNet
+    classifier) with ``num_classes`` outputs."""
 
     name: str
     num_classes: int
@@ -39,7 +40,8 @@ class PeerSpec:
         return model_entry(self.name).family
 
     @property
-    def output_stride(self) -> int:
+    def output_stride(self) -> int | None:
+        """Input size over logits size; None for a classifier."""
         return model_entry(self.name).output_stride
 
     def replace(self, **changes: Any) -> PeerSpec:
@@ -52,6 +54,8 @@ class PeerSpec:
         return json.dumps(self.to_dict(), indent=indent)
 
     def summary(self) -> str:
+        if self.output_stride is None:
+            return f"{self.name} ({self.family} classifier, {self.num_classes} classes, one logit vector per image)"
         return f"{self.name} ({self.family} peer, {self.num_classes} classes, logits at stride {self.output_stride})"
 
 
@@ -63,3 +67,21 @@ def network_from_dict(data: dict[str, Any]) -> NetworkSpec:
     if "peer" in data:
         return PeerSpec(str(data["peer"]), int(data["num_classes"]))
     return ArchSpec.from_dict(data)
+
+
+def check_input_size(spec: NetworkSpec, resolution: Any) -> tuple[int, int]:
+    """``resolution`` as (H, W) if ``spec`` takes it: any positive size for a classifier,
+    positive multiples of 32 for a segmentation network.
+
+    Raises:
+        SpecError: a size the network cannot take (the message suggests one).
+    """
+    if isinstance(spec, PeerSpec) and spec.output_stride is None:
+        try:
+            height, width = (int(v) for v in resolution)
+        except (TypeError, ValueError):
+            raise SpecError(f"resolution must be (H, W), e.g. (224, 224) or '224x224'; got {resolution!r}") from None
+        if height < 32 or width < 32:
+            raise SpecError(f"resolution {height}x{width}: a classifier needs at least 32x32")
+        return height, width
+    return check_resolution(resolution)

@@ -16,6 +16,7 @@ from torch import nn
 
 __all__ = [
     "ConvLayer",
+    "LinearLayer",
     "UpSampleLayer",
     "IdentityLayer",
     "DSConv",
@@ -45,11 +46,14 @@ def build_act(name: str | None) -> nn.Module | None:
 
 
 def build_norm(name: str | None, num_features: int) -> nn.Module | None:
-    """Return the normalisation layer called ``name`` (``"bn2d"`` or ``None``)."""
+    """Return the normalisation layer called ``name``: ``"bn2d"`` (BatchNorm2d), ``"ln"``
+    (LayerNorm over the last dimension, for the classifier head) or ``None``."""
     if name is None:
         return None
+    if name == "ln":
+        return nn.LayerNorm(num_features)
     if name != "bn2d":
-        raise ValueError(f"unknown normalisation {name!r}; choose 'bn2d' or None")
+        raise ValueError(f"unknown normalisation {name!r}; choose 'bn2d', 'ln' or None")
     return nn.BatchNorm2d(num_features)
 
 
@@ -90,6 +94,31 @@ class ConvLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+class LinearLayer(nn.Module):
+    """Flatten (when given a map), optional dropout, linear, optional norm and activation:
+    the layers of the classification head."""
+
+    def __init__(self, in_features: int, out_features: int, use_bias: bool = True, dropout: float = 0.0,
+                 norm: str | None = None, act_func: str | None = None) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else None
+        self.linear = nn.Linear(in_features, out_features, bias=use_bias)
+        self.norm = build_norm(norm, out_features)
+        self.act = build_act(act_func)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() > 2:
+            x = torch.flatten(x, start_dim=1)
+        if self.dropout is not None:
+            x = self.dropout(x)
+        x = self.linear(x)
         if self.norm is not None:
             x = self.norm(x)
         if self.act is not None:

@@ -25,7 +25,7 @@ from .spec import DATASETS, ArchSpec, SpecError
 if TYPE_CHECKING:
     from .network import NetworkSpec
 
-__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "model_datasets", "model_spec", "is_peer",
+__all__ = ["ModelEntry", "register_model", "list_models", "model_entry", "model_datasets", "model_spec", "is_peer", "default_resolution",
            "split_dataset_suffix", "resolve_network", "resolve_any"]
 
 #: The family of the searched networks; every other family is a peer.
@@ -41,16 +41,20 @@ class ModelEntry:
         family: ``EfficientViT`` (in the search space) or a peer family.
         datasets: the datasets it has a configuration for; the first is the default.
         params: trainable parameters per dataset (checked against the built network by the tests).
-        output_stride: input size over logits size.
+        output_stride: input size over logits size; None for a classifier (one logit vector
+            per image).
         make_spec: ``dataset -> ArchSpec`` (EfficientViT) or ``PeerSpec``.
+        resolutions: the official input sizes (H, W), the default first; empty where the
+            dataset's size is the default (the segmentation networks).
     """
 
     name: str
     family: str
     datasets: tuple[str, ...]
     params: dict[str, int]
-    output_stride: int
+    output_stride: int | None
     make_spec: Callable[[str], Any]
+    resolutions: tuple[tuple[int, int], ...] = ()
 
     @property
     def is_peer(self) -> bool:
@@ -60,8 +64,9 @@ class ModelEntry:
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(*, family: str, datasets: tuple[str, ...], params: dict[str, int], output_stride: int = 8,
-                   name: str | None = None) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
+def register_model(*, family: str, datasets: tuple[str, ...], params: dict[str, int], output_stride: int | None = 8,
+                   name: str | None = None, resolutions: tuple[tuple[int, int], ...] = ()
+                   ) -> Callable[[Callable[[str], Any]], Callable[[str], Any]]:
     """Decorator: register ``fn(dataset) -> spec`` under ``name`` (default: its function name)."""
 
     def wrap(fn: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -70,7 +75,8 @@ def register_model(*, family: str, datasets: tuple[str, ...], params: dict[str, 
             raise ValueError(f"register_model({name or fn.__name__}): datasets {datasets} must be among "
                              f"{sorted(DATASETS)} and have a parameter count each")
         key = name or fn.__name__
-        _REGISTRY[key] = ModelEntry(key, family, tuple(datasets), dict(params), output_stride, fn)
+        _REGISTRY[key] = ModelEntry(key, family, tuple(datasets), dict(params), output_stride, fn,
+                                    tuple(tuple(r) for r in resolutions))
         return fn
 
     return wrap
@@ -117,6 +123,19 @@ def model_entry(name: str) -> ModelEntry:
         raise SpecError(f"unknown network {name!r}; registered networks: {shown} (see `evit-nas models`; "
                         "an ArchSpec JSON file works too)")
     return _REGISTRY[base]
+
+
+def default_resolution(network: str | Path, dataset: str | None = None) -> tuple[int, int]:
+    """The input size a command uses when none is given: a registered network's first
+    official resolution, else its dataset's (``dataset``, the name's suffix, or the entry's
+    first); Cityscapes' for an ArchSpec file or anything unregistered."""
+    base, suffix = split_dataset_suffix(str(network), dataset)
+    entry = _REGISTRY.get(base)
+    if entry is None:
+        return DATASETS[dataset or "cityscapes"].resolution
+    if entry.resolutions:
+        return entry.resolutions[0]
+    return DATASETS[suffix if suffix in entry.datasets else entry.datasets[0]].resolution
 
 
 def is_peer(name: str) -> bool:

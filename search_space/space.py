@@ -21,7 +21,7 @@ from typing import Any
 
 from .blocks import BlockKey, check_resolution, network_blocks
 from .spec import ATTENTION_STAGES, STAGE_NAMES, ArchSpec, SpecError, from_fields
-from .spec import DATASETS
+from .spec import DATASETS, SEG_DATASETS
 
 __all__ = ["SearchSpace"]
 
@@ -117,8 +117,8 @@ class SearchSpace:
         Args:
             dataset: ``"cityscapes"`` (19 classes) or ``"ade20k"`` (150 classes).
         """
-        if dataset not in DATASETS:
-            raise SpecError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+        if dataset not in SEG_DATASETS:
+            raise SpecError(f"unknown segmentation dataset {dataset!r}; choose one of {sorted(SEG_DATASETS)}")
         return cls(
             widths=((8, 16, 24, 32), (16, 24, 32, 48, 64), (24, 32, 48, 64, 96, 128),
                     (64, 96, 128, 192, 256), (128, 192, 256, 384, 512)),

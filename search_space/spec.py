@@ -25,7 +25,7 @@ from typing import Any
 
 from .errors import EvitNasError
 
-__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES", "MAX_STRIDE", "DATASETS", "DatasetInfo",
+__all__ = ["ArchSpec", "SpecError", "STAGE_NAMES", "ATTENTION_STAGES", "MAX_STRIDE", "DATASETS", "SEG_DATASETS", "DatasetInfo",
            "from_fields", "check_resolution"]
 
 STAGE_NAMES = ("stem", "stage1", "stage2", "stage3", "stage4")
@@ -41,18 +41,26 @@ class SpecError(EvitNasError, ValueError):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a dataset fixes in a network: classes, the head's final expansion, input size."""
+    """What a dataset fixes in a network: classes, the head's final expansion, input size,
+    and the task (``segmentation``: per-pixel logits; ``classification``: one logit vector)."""
 
     num_classes: int
     head_final_expand: int | None
     resolution: tuple[int, int]
+    task: str = "segmentation"
 
 
-#: The datasets with official configurations (the B series' heads differ between them).
+#: The datasets with official configurations (the B series' heads differ between them);
+#: ImageNet is there for the classification backbones (``efficientvit_cls_b0``..``b3``,
+#: ``efficientnet_b6``), which are measured beside the segmentation networks but never searched.
 DATASETS: dict[str, DatasetInfo] = {
     "cityscapes": DatasetInfo(19, 4, (1024, 2048)),
     "ade20k": DatasetInfo(150, None, (512, 512)),
+    "imagenet": DatasetInfo(1000, None, (224, 224), "classification"),
 }
+
+#: The segmentation datasets: the ones a search space, a search, a report or a validation takes.
+SEG_DATASETS: tuple[str, ...] = tuple(name for name, info in DATASETS.items() if info.task == "segmentation")
 
 
 def check_resolution(resolution: Any) -> tuple[int, int]:

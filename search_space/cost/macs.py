@@ -50,6 +50,10 @@ IGNORED_OPS: dict[str, str] = {
     "aten::gelu": "activation (SegFormer / SegNeXt peers): elementwise, no multiply-accumulate",
     "aten::softmax": "attention and NMF normalisation (peers): exponentials and divisions, no multiply-accumulate",
     "aten::feature_dropout": "Dropout2d before the peers' classifiers: identity at inference",
+    "aten::silu": "activation (EfficientNet's swish): elementwise, no multiply-accumulate",
+    "aten::sigmoid": "EfficientNet's squeeze-excitation gate: elementwise, no multiply-accumulate",
+    "aten::mean": ("EfficientNet's squeeze-excitation pooling: additions only (global pooling is not counted "
+                   "elsewhere either)"),
     "aten::upsample_bicubic2d": (
         "fvcore 0.1.5 has no bicubic counter and the official EfficientViT counts (the "
         "golden figures) leave it out; kept out so totals stay comparable with published "

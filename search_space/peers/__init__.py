@@ -1,5 +1,7 @@
 """Peer segmentation networks (SegFormer, SegNeXt) re-implemented for measurement beside
-EfficientViT, and the published reference numbers of all three families.
+EfficientViT, the ImageNet classifiers the paper's backbone claims compare (EfficientViT
+B0-B3 with the official classification head, EfficientNet-B6), and the published reference
+numbers of all of them.
 
 Each peer is registered in the model registry here, as plain data (no torch: listing
 names stays instant); ``build_peer(name, num_classes)`` imports the family's module
@@ -20,7 +22,7 @@ from ..records import parse_csv
 from ..registry import model_entry, register_model
 from ..spec import DATASETS
 
-__all__ = ["PEERS", "build_peer", "published"]
+__all__ = ["PEERS", "CLASSIFIERS", "build_peer", "published"]
 
 #: family -> (module building it, output stride, {name: {dataset: parameters}})
 _FAMILIES: dict[str, tuple[str, int, dict[str, dict[str, int]]]] = {
@@ -37,6 +39,24 @@ _FAMILIES: dict[str, tuple[str, int, dict[str, dict[str, int]]]] = {
 }
 
 
+#: family -> (module building it, {name: (ImageNet parameters, official input sizes, default first)})
+_CLASSIFIER_FAMILIES: dict[str, tuple[str, dict[str, tuple[int, tuple[tuple[int, int], ...]]]]] = {
+    "EfficientViT-cls": ("efficientvit_cls", {
+        "efficientvit_cls_b0": (3_410_008, ((224, 224),)),
+        "efficientvit_cls_b1": (9_102_024, ((288, 288), (256, 256), (224, 224))),
+        "efficientvit_cls_b2": (24_330_712, ((288, 288), (256, 256), (224, 224))),
+        "efficientvit_cls_b3": (48_646_056, ((288, 288), (256, 256), (224, 224))),
+    }),
+    "EfficientNet": ("efficientnet", {
+        "efficientnet_b6": (43_040_704, ((528, 528),)),
+    }),
+}
+
+#: family -> the module that builds its members
+_MODULES: dict[str, str] = {family: module for family, (module, _, _) in _FAMILIES.items()}
+_MODULES.update({family: module for family, (module, _) in _CLASSIFIER_FAMILIES.items()})
+
+
 def _peer_spec(name: str):
     return lambda dataset: PeerSpec(name, DATASETS[dataset].num_classes)
 
@@ -46,14 +66,22 @@ for _family, (_module, _stride, _members) in _FAMILIES.items():
         register_model(family=_family, datasets=tuple(_params), params=_params, output_stride=_stride,
                        name=_name)(_peer_spec(_name))
 
+for _family, (_module, _classifiers) in _CLASSIFIER_FAMILIES.items():
+    for _name, (_params, _resolutions) in _classifiers.items():
+        register_model(family=_family, datasets=("imagenet",), params={"imagenet": _params}, output_stride=None,
+                       name=_name, resolutions=_resolutions)(_peer_spec(_name))
+
+#: The segmentation peers (compared with EfficientViT's segmentation networks).
 PEERS: tuple[str, ...] = tuple(name for _, _, members in _FAMILIES.values() for name in members)
+#: The ImageNet classifiers (the backbone comparison); outside the search space like the peers.
+CLASSIFIERS: tuple[str, ...] = tuple(name for _, members in _CLASSIFIER_FAMILIES.values() for name in members)
 
 #: Columns of published.csv that hold text; every other column is a number or empty.
 _TEXT_COLUMNS = frozenset({"family", "model", "dataset", "resolution_hw", "source"})
 
 
 def build_peer(name: str, num_classes: int) -> Any:
-    """Build peer network ``name`` (one of :data:`PEERS`) with ``num_classes`` outputs,
+    """Build peer network ``name`` (one of :data:`PEERS` or :data:`CLASSIFIERS`) with ``num_classes`` outputs,
     randomly initialised from the global torch RNG (so a fixed seed gives a fixed network).
 
     Raises:
@@ -61,7 +89,7 @@ def build_peer(name: str, num_classes: int) -> Any:
     """
     spec = PeerSpec(name, num_classes)
     # the family's module needs torch: imported when a peer is built, not when listed
-    module = importlib.import_module(f".{_FAMILIES[model_entry(name).family][0]}", __name__)
+    module = importlib.import_module(f".{_MODULES[model_entry(name).family]}", __name__)
     return module.build(spec.name, spec.num_classes)
 
 
@@ -77,7 +105,7 @@ def published(name: str | None = None) -> list[dict[str, str | float | None]]:
     all rows when ``name`` is None; an empty list for a model with no published row.
 
     Text columns (family, model, dataset, resolution_hw, source) stay strings; the
-    numbers (miou, params_m, macs_g, latency_orin_ms, latency_nano_ms, a100_img_s) are
+    numbers (miou, params_m, macs_g, latency_orin_ms, latency_nano_ms, a100_img_s, top1: ImageNet top-1 %) are
     floats, or None where the source publishes none.
     """
     text = resources.files(__name__).joinpath("published.csv").read_text(encoding="utf-8")

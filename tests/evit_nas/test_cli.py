@@ -115,11 +115,13 @@ def test_user_errors_are_one_clear_line(capsys, argv, message):
     assert len(err.strip().splitlines()) == 1
 
 
-def test_bad_resolution_is_rejected_by_the_parser(capsys):
+def test_bad_resolution_is_rejected_in_one_line(capsys):
+    # a segmentation network needs multiples of 32 (a classifier takes any size: test_classifiers.py)
+    code, _, err = run(capsys, "describe", "efficientvit_seg_b0", "--resolution", "1000x2000")
+    assert code == 2 and "H and W must be positive multiples of 32" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exc:
-        main(["describe", "efficientvit_seg_b0", "--resolution", "1000x2000"])
+        main(["describe", "efficientvit_seg_b0", "--resolution", "0x2000"])
     assert exc.value.code == 2
-    assert "H and W must be positive multiples of 32" in capsys.readouterr().err
 
 
 def test_bad_spec_file_names_the_field(tmp_path, capsys):

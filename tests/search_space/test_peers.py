@@ -143,13 +143,13 @@ def test_zero_classes_is_an_error():
 
 def test_published_rows_parse_numbers_for_every_family():
     rows = published()
-    assert {row["family"] for row in rows} == {"EfficientViT", "SegFormer", "SegNeXt"}
+    assert {row["family"] for row in rows} == {"EfficientViT", "SegFormer", "SegNeXt", "EfficientViT-cls", "EfficientNet"}
     b0 = [r for r in published("efficientvit_seg_b0")]
     assert len(b0) == 1 and b0[0]["params_m"] == 0.7 and b0[0]["macs_g"] == 4.4
     (b3,) = published("segformer_b3")
     assert b3["dataset"] == "cityscapes" and b3["macs_g"] == 962.9 and b3["latency_nano_ms"] is None
     assert isinstance(b3["source"], str) and b3["resolution_hw"] == "1024x2048"
     for row in rows:
-        for key in ("miou", "params_m", "macs_g", "latency_orin_ms", "latency_nano_ms", "a100_img_s"):
+        for key in ("miou", "params_m", "macs_g", "latency_orin_ms", "latency_nano_ms", "a100_img_s", "top1"):
             assert row[key] is None or isinstance(row[key], float)
     assert published("no_such_model") == []

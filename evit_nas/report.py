@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .args import (CLIError, add_json, add_remote, add_timing, host_name, print_json, remote_target, resolve,
+from .args import (CLIError, add_json, add_remote, add_timing, host_name, parse_resolution, print_json, remote_target, resolve,
                    warn_about_table)
 from .progress import Progress
 from .search import search_progress
@@ -16,6 +16,10 @@ from .search import search_progress
 #: the table the demo searches on, shipped in latency_tables/
 DEMO_TABLE = "x86_64_xeon_2core_256x512_t1.csv"
 DEMO_RESOLUTION = (128, 256)
+#: the feature table's input sizes: the report's default (the issue's 256x512 to 1024x2048) and the demo's (smaller, to
+#: keep the demo within minutes on a small CPU; the page says which sizes were used)
+FEATURE_SIZES = ((256, 512), (512, 1024), (1024, 2048))
+DEMO_FEATURE_SIZES = ((128, 256), (256, 512), (512, 1024))
 
 
 def _add_comparison(p: argparse.ArgumentParser) -> None:
@@ -24,8 +28,16 @@ def _add_comparison(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("measuring EfficientViT B0-B3 and the peers on this machine")
     add_timing(g)
     g.add_argument("--compare", nargs="+", metavar="NAME",
-                   help="measure only these of efficientvit_seg_b0..b3, segformer_b0..b3, segnext_t/s "
+                   help="measure only these of efficientvit_seg_b0..b3, segformer_b0..b3, segnext_t/s, hrformer_s/b "
                    "(default: all; the large SegFormers take a while on a small CPU)")
+    g.add_argument("--no-backbones", action="store_true",
+                   help="leave out the ImageNet backbone claim (EfficientViT-B1..B3 at 288x288 against EfficientNet-B6 at "
+                   "528x528, each timed at its official size)")
+    g.add_argument("--feature-resolutions", nargs="+", type=parse_resolution, metavar="HxW",
+                   help="input sizes (at least 3) of the feature table's complexity exponents (default: "
+                   f"{' '.join(f'{h}x{w}' for h, w in FEATURE_SIZES)}; the demo: "
+                   f"{' '.join(f'{h}x{w}' for h, w in DEMO_FEATURE_SIZES)})")
+    g.add_argument("--no-features", action="store_true", help="leave out the feature table")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,6 +120,14 @@ def _print_speedups(rows: list[dict[str, Any]]) -> None:
         print(f"{r['efficientvit']:<22}{r['peer']:<15}{r['dataset']:<12}{pub:>15}{here:>15}")
 
 
+def _extras(args: argparse.Namespace, default_sizes: tuple[tuple[int, int], ...]) -> dict[str, Any]:
+    """write_report's backbone and feature-table options from the command line."""
+    if args.feature_resolutions is not None and len(set(args.feature_resolutions)) < 3:
+        raise CLIError("--feature-resolutions: give at least 3 different sizes (the exponents are fitted over them)")
+    sizes = () if args.no_features else tuple(args.feature_resolutions or default_sizes)
+    return {"backbones": not args.no_backbones, "feature_resolutions": sizes}
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import sys
 
@@ -119,7 +139,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     warn_about_table(table, remote_target(args))
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     summary = write_report(study, table, args.output, warmup=args.warmup, repeats=args.repeats, compare=args.compare,
-                           remote=remote_target(args), progress=lambda what: Progress(what, "network"), log=say)
+                           remote=remote_target(args), progress=lambda what: Progress(what, "network"), log=say,
+                           **_extras(args, FEATURE_SIZES))
     if args.json:
         print_json(summary)
         return 0
@@ -166,7 +187,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
              progress=Progress("train", "step"))
     print("step 4/4, report: measure B0-B3 and the peers end to end, draw the figures")
     summary = write_report(study, table, out / "report", warmup=args.warmup, repeats=args.repeats, compare=args.compare,
-                           progress=lambda what: Progress(what, "network"))
+                           progress=lambda what: Progress(what, "network"), **_extras(args, DEMO_FEATURE_SIZES))
     _print_speedups(summary["speedups"])
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; report: {summary['index']}")
     return 0

@@ -9,12 +9,19 @@ Figures (each ``NAME.png``, ``NAME.svg``, ``NAME.csv``):
 - ``search``: predicted latency against the proxy for every trial, feasible or not, the
   budget, the feasible Pareto front, and B0-B3 where the table covers them;
 - ``validation``: mIoU after brief training against latency, for the validated networks;
-- ``latency_predictor``: the table's prediction against end-to-end measurement.
+- ``latency_predictor``: the table's prediction against end-to-end measurement;
+- ``backbones``: the paper's ImageNet backbone claim (EfficientViT-B3 against
+  EfficientNet-B6): published top-1 against latency measured here, each classifier at its
+  official input size, with the claim's MACs and latency ratios published and measured
+  (``backbone_claim.csv``);
+- ``features``: the poster's feature table with measured cells (``reports/features.py``):
+  MACs and latency exponents against pixel count, effective receptive field, ms per G MACs.
 
 Nothing estimated is shown as measured: peers are measured here and never predicted;
 published numbers are labelled "published"; latencies say whether they are predicted by
 the table or measured. Measurements are cached in ``measured.csv`` in the report folder
-(and reused by a later report with the same device, resolution and threads).
+(and reused by a later report with the same device, resolution and threads), those at
+other input sizes in ``backbones_measured.csv`` and ``features_measured.csv``.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from nas.proxy import make_proxy
 from nas.search import front, trial_result
 from search_space.errors import EvitNasError
 from search_space.network import NetworkSpec, PeerSpec
+from search_space.cost import count_macs
 from search_space.peers import PEERS, published
 from search_space.records import atomic_path, package_version, read_csv, write_atomic, write_csv
-from search_space.registry import model_datasets, model_spec
+from search_space.registry import default_resolution, list_models, model_datasets, model_spec
 from search_space.spec import DATASETS, SEG_DATASETS
 
-__all__ = ["SPEEDUP_PAIRS", "ReportError", "comparison_networks", "write_report"]
+__all__ = ["SPEEDUP_PAIRS", "BACKBONES", "BACKBONE_CLAIM", "FEATURE_RESOLUTIONS", "ReportError", "comparison_networks",
+           "write_report"]
 
 #: (EfficientViT network, peer, dataset): the paper's headline speedups, and its neighbours
 SPEEDUP_PAIRS = (
@@ -50,7 +59,17 @@ SPEEDUP_PAIRS = (
     ("efficientvit_seg_b2", "segformer_b2", "ade20k"),
     ("efficientvit_seg_b2", "segnext_s", "ade20k"),
 )
-FAMILY_STYLE = {"EfficientViT": ("tab:red", "o"), "SegFormer": ("tab:blue", "s"), "SegNeXt": ("tab:green", "^")}
+FAMILY_STYLE = {"EfficientViT": ("tab:red", "o"), "SegFormer": ("tab:blue", "s"), "SegNeXt": ("tab:green", "^"),
+                "HRFormer": ("tab:purple", "D"), "EfficientViT-cls": ("tab:red", "o"), "EfficientNet": ("tab:gray", "s")}
+#: the ImageNet classifiers of the backbone figure, each timed at its default (official) input size
+BACKBONES = ("efficientvit_cls_b1", "efficientvit_cls_b2", "efficientvit_cls_b3", "efficientnet_b6")
+#: (ours, the baseline, published MACs ratio, published speed-up, where it was measured)
+BACKBONE_CLAIM = ("efficientvit_cls_b3", "efficientnet_b6", 2.9, 7.9, "Qualcomm Snapdragon 8Gen1 CPU")
+#: input sizes of the feature table's complexity exponents (the report's default)
+FEATURE_RESOLUTIONS = ((256, 512), (512, 1024), (1024, 2048))
+#: (warm-up, timed) visits per network and size for the feature table: its exponents need rough latencies only,
+#: and HRFormer-S takes seconds per visit at 1024x2048 on one core
+FEATURE_TIMING = (1, 5)
 EFFICIENTVIT = tuple(f"efficientvit_seg_b{i}" for i in range(4))
 DATASET_TITLE = {"cityscapes": "Cityscapes", "ade20k": "ADE20K"}
 
@@ -134,6 +153,102 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
     return [done[n] for n, _ in networks], {k: str(v) for k, v in meta.items()}
+
+
+def measured_at_sizes(path: Path, networks: Sequence[tuple[str, NetworkSpec, tuple[int, int]]], device: str,
+                      threads: int, warmup: int, repeats: int, remote: Any = None,
+                      progress: Callable[[str], Any] | None = None,
+                      log: Callable[[str], None] = print) -> dict[tuple[str, str], dict[str, Any]]:
+    """End-to-end latencies of (label, spec, input size) triples, each size timed as one
+    interleaved group with the table protocol; rows already in ``path`` (same device and
+    threads) are reused. Returns rows by (label, "HxW").
+
+    Raises:
+        ReportError: ``path`` holds measurements of another device or thread count.
+    """
+    done: dict[tuple[str, str], dict[str, Any]] = {}
+    meta: dict[str, Any] = {}
+    if path.is_file():
+        meta, rows = read_csv(path)
+        if (str(meta.get("device")), str(meta.get("threads"))) != (device, str(threads)):
+            raise ReportError(f"{path} holds measurements on {meta.get('device')} with {meta.get('threads')} thread(s), "
+                              f"not {device} with {threads}; write this report to another -o folder (or delete that "
+                              "file to measure again)")
+        for row in rows:
+            done[(row["name"], row["resolution"])] = {
+                k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
+                for k, v in row.items()}
+    groups: dict[tuple[int, int], list[tuple[str, NetworkSpec]]] = {}
+    for label, spec, size in networks:
+        if (label, f"{size[0]}x{size[1]}") not in done:
+            groups.setdefault(tuple(size), []).append((label, spec))
+    for (height, width), group in groups.items():
+        log(f"measuring {len(group)} network(s) end to end at {height}x{width}, {threads} thread(s)")
+        rows, timing = measure(group, (height, width), work_dir=path.parent / "measure.work", device=device,
+                               threads=threads, warmup=warmup, repeats=repeats, remote=remote,
+                               export_progress=progress and progress("export"))
+        done.update({(r["name"], r["resolution"]): r for r in rows})
+        meta = {"device": device, "threads": threads, "cpu": timing.get("cpu"), "arch": timing.get("arch"),
+                "onnxruntime": timing.get("onnxruntime"), "warmup": warmup, "repeats": repeats,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
+    return done
+
+
+def backbone_rows(measured: dict[tuple[str, str], dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one row per classifier: published top-1 and MACs, measured MACs and latency; the
+    claim's rows: MACs and latency ratios, published and measured)."""
+    rows = []
+    for name in BACKBONES:
+        h, w = default_resolution(name)
+        size = f"{h}x{w}"
+        m = measured[(name, size)]
+        pub = next((r for r in published(name) if r["resolution_hw"] == size), {})
+        rows.append({"model": name, "family": model_spec(name).family, "resolution": size,
+                     "published_top1": pub.get("top1"), "published_macs_g": pub.get("macs_g"),
+                     "macs_g": round(m["macs"] / 1e9, 3), "params_m": round(m["params"] / 1e6, 3),
+                     "measured_ms": round(m["raw_measured_ms"], 2), "p10_ms": round(m["p10_ms"], 2),
+                     "p90_ms": round(m["p90_ms"], 2)})
+    ours, base, macs_claim, speed_claim, where = BACKBONE_CLAIM
+    a, b = next(r for r in rows if r["model"] == ours), next(r for r in rows if r["model"] == base)
+    claim = [
+        {"claim": f"MACs, {base} ({b['resolution']}) / {ours} ({a['resolution']})", "published": f"{macs_claim}x",
+         "measured_here": f"{b['macs_g'] / a['macs_g']:.2f}x", "note": "fvcore MACs at the official input sizes"},
+        {"claim": f"latency, {base} / {ours}", "published": f"{speed_claim}x ({where})",
+         "measured_here": f"{b['measured_ms'] / a['measured_ms']:.2f}x",
+         "note": f"top-1 (published): {a['published_top1']} vs {b['published_top1']}"},
+    ]
+    return rows, claim
+
+
+def feature_rows(measured: dict[tuple[str, str], dict[str, Any]], networks: Sequence[tuple[str, str]],
+                 resolutions: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
+    """The feature table: one row per family (``networks``: (family, network) pairs)."""
+    import torch
+
+    from search_space.create import create_model
+
+    from .features import ERF_THRESHOLDS, MULTI_SCALE, erf_shares, fit_exponent
+
+    rows = []
+    pixels = [h * w for h, w in resolutions]
+    largest = "x".join(map(str, max(resolutions, key=lambda r: r[0] * r[1])))
+    for family, name in networks:
+        timed = [measured[(name, f"{h}x{w}")] for h, w in resolutions]
+        torch.manual_seed(0)
+        shares = erf_shares(create_model(name), min(resolutions, key=lambda r: r[0] * r[1]))
+        at_largest = measured[(name, largest)]
+        rows.append({
+            "family": family, "network": name,
+            "resolutions": " ".join(f"{h}x{w}" for h, w in resolutions),
+            "macs_exponent": round(fit_exponent(pixels, [r["macs"] for r in timed]), 3),
+            "latency_exponent": round(fit_exponent(pixels, [r["raw_measured_ms"] for r in timed]), 3),
+            **{f"erf_share_above_{t:g}": round(v, 4) for t, v in zip(ERF_THRESHOLDS, shares)},
+            "ms_per_gmac": round(at_largest["raw_measured_ms"] / (at_largest["macs"] / 1e9), 3),
+            "ms_per_gmac_at": largest,
+            "multi_scale": MULTI_SCALE[family],
+        })
+    return rows
 
 
 def study_trials(study: optuna.Study) -> list[dict[str, Any]]:
@@ -236,7 +351,8 @@ def _family_scatter(ax: Any, rows: list[dict[str, Any]], x: str) -> None:
 
 
 def figure_published_macs(out_dir: Path) -> list[dict[str, Any]]:
-    rows = published()  # every published model, also those not re-implemented (SegFormer-B4/B5, SegNeXt-B/L)
+    # every published segmentation model, also those not re-implemented (SegFormer-B4/B5, SegNeXt-B/L)
+    rows = [r for r in published() if r["dataset"] in SEG_DATASETS]
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, dataset in zip(axes, SEG_DATASETS):
@@ -277,6 +393,27 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
     write_csv(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
                                                    "p90_ms", "measured_resolution", "latency_orin_ms", "source"), rows)
     return rows
+
+
+def figure_backbones(out_dir: Path, rows: list[dict[str, Any]], device: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for family in dict.fromkeys(r["family"] for r in rows):
+        pts = [r for r in rows if r["family"] == family and r["published_top1"] is not None]
+        color, marker = FAMILY_STYLE.get(family, ("black", "x"))
+        ax.plot([r["measured_ms"] for r in pts], [r["published_top1"] for r in pts], marker=marker, color=color,
+                label=family, ls="-", lw=1)
+        for r in pts:
+            ax.annotate(f"{r['model'].replace('efficientvit_cls_', '').replace('efficientnet_', '')} "
+                        f"({r['resolution'].split('x')[0]})", (r["measured_ms"], r["published_top1"]),
+                        textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
+    _log_x(ax)
+    ax.set(xlabel="latency measured here (ms, official input size, batch 1)", ylabel="published ImageNet top-1 (%)",
+           title=f"ImageNet backbones on {device}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, out_dir, "backbones")
+    write_csv(out_dir / "backbones.csv", tuple(rows[0]), rows)
 
 
 def figure_search(out_dir: Path, trials: list[dict[str, Any]], budget: float | None, proxy_name: str,
@@ -398,13 +535,19 @@ their sources; latencies say whether they are predicted by the latency table or 
 
 
 def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, *, warmup: int = 2, repeats: int = 10,
-                 compare: Sequence[str] | None = None, remote: Any = None,
+                 compare: Sequence[str] | None = None, remote: Any = None, backbones: bool = True,
+                 feature_resolutions: Sequence[tuple[int, int]] = FEATURE_RESOLUTIONS,
                  progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
 
     ``compare`` limits the measured comparison networks (default: B0-B3 and every peer);
-    ``remote`` (a ``latency_tables.remote.SSHTarget``) measures on the table's device over SSH.
+    ``remote`` (a ``latency_tables.remote.SSHTarget``) measures on the table's device over SSH;
+    ``backbones`` adds the ImageNet backbone claim; ``feature_resolutions`` (at least 3 sizes;
+    empty: no feature table) are the sizes of the feature table's complexity exponents.
     """
+    if feature_resolutions and len(set(map(tuple, feature_resolutions))) < 3:
+        raise ReportError(f"the feature table fits exponents over at least 3 input sizes; got "
+                          f"{' '.join('x'.join(map(str, r)) for r in feature_resolutions)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = study.user_attrs
@@ -442,6 +585,47 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     predictor = figure_predictor(out_dir, [r for r in rows if r["kind"] == "efficientvit"])
     ratios = speedups(measured)
     write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
+    threads, device = int(table.meta["threads"]), table.meta["device"]
+    extra_parts = []
+    backbone_claim: list[dict[str, Any]] = []
+    if backbones:
+        sizes = [(n, model_spec(n), default_resolution(n)) for n in BACKBONES]
+        timed = measured_at_sizes(out_dir / "backbones_measured.csv", sizes, device, threads, warmup, repeats, remote,
+                                  progress, log)
+        backbone_table, backbone_claim = backbone_rows(timed)
+        figure_backbones(out_dir, backbone_table, device)
+        write_csv(out_dir / "backbone_claim.csv", tuple(backbone_claim[0]), backbone_claim)
+        extra_parts.append(_figure_html(
+            "backbones", "ImageNet backbones: the paper's claim against EfficientNet-B6",
+            f"Published ImageNet top-1 (official repositories, papers) against end-to-end latency measured on "
+            f"{html.escape(str(device))} with onnxruntime, {threads} thread(s), batch 1, each classifier at its "
+            "official input size (EfficientViT B1-B3 at 288x288, EfficientNet-B6 at 528x528). Nothing is trained here.",
+            "<h3>The backbone claim: published and measured here</h3>"
+            + _table_html(backbone_claim, ("claim", "published", "measured_here", "note"))
+            + '<p><a href="backbone_claim.csv">backbone_claim.csv</a></p>'))
+    features: list[dict[str, Any]] = []
+    if feature_resolutions:
+        known = set(list_models())
+        from .features import FEATURE_NETWORKS
+
+        pairs = [(family, name) for family, name in FEATURE_NETWORKS.items() if name in known]
+        sizes = [(name, model_spec(name, "cityscapes"), tuple(size)) for _, name in pairs for size in feature_resolutions]
+        timed = measured_at_sizes(out_dir / "features_measured.csv", sizes, device, threads, *FEATURE_TIMING, remote,
+                                  progress, log)
+        features = feature_rows(timed, pairs, [tuple(r) for r in feature_resolutions])
+        write_csv(out_dir / "features.csv", tuple(features[0]), features)
+        columns = tuple(features[0])
+        extra_parts.append(
+            '<section id="features"><h2>The poster\'s feature table, measured</h2>'
+            + _table_html(features, columns)
+            + f"<p>One network per family (Cityscapes configuration). <b>Exponents</b>: slope of log(cost) on "
+            f"log(pixels) over {html.escape(features[0]['resolutions'])} (1 = linear in pixels); MACs by fvcore, "
+            f"latency measured on {html.escape(str(device))}, {threads} thread(s) (median of {FEATURE_TIMING[1]} "
+            f"visits after {FEATURE_TIMING[0]} warm-up). <b>ERF</b>: share of input "
+            "pixels whose gradient on the central output pixel exceeds 1% (0.01) or 0.01% (0.0001) of the largest, "
+            "randomly initialised networks at the smallest size (not trained ones). <b>ms per G MACs</b>: measured "
+            "latency over fvcore MACs at the largest size (lower: the device runs its MACs faster). "
+            '<b>Multi-scale</b>: the architecture, stated. <a href="features.csv">features.csv</a></p></section>')
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
             "arch": table.meta.get("arch"), "threads": table.meta.get("threads"), "resolution": resolution,
             "table": f"{attrs.get('table')} (onnxruntime {table.meta.get('onnxruntime')}, {table.meta.get('date')})",
@@ -475,7 +659,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                      f"Prediction against end-to-end measurement for {predictor['networks']} EfficientViT networks "
                      f"(B0-B3 and validated front networks the table covers): MAPE {predictor['mape_pct']}%, "
                      f"{predictor['within_10pct']} within ±10%."),
+        *extra_parts,
     ]
     page = write_page(out_dir, meta, parts)
     return {"index": str(page), "speedups": ratios, "predictor": predictor, "validated": len(validation),
-            "trials": len(trials), "measured": len(rows)}
+            "trials": len(trials), "measured": len(rows), "backbone_claim": backbone_claim, "features": features}

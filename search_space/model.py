@@ -94,18 +94,13 @@ class SegHead(nn.Module):
         return self.output_ops[0](self.middle(fused))
 
 
-class EfficientViTSeg(nn.Module):
-    """An EfficientViT segmentation network: logits at 1/8 of the input size.
+class _BackboneHead(nn.Module):
+    """A backbone (returns the named stage outputs) and a head reading them."""
 
-    Attributes:
-        spec: the ArchSpec it was built from.
-    """
-
-    def __init__(self, backbone: EfficientViTBackbone, head: SegHead, spec: ArchSpec) -> None:
+    def __init__(self, backbone: EfficientViTBackbone, head: nn.Module) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
-        self.spec = spec
 
     def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.backbone(x)
@@ -115,6 +110,18 @@ class EfficientViTSeg(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
+
+
+class EfficientViTSeg(_BackboneHead):
+    """An EfficientViT segmentation network: logits at 1/8 of the input size.
+
+    Attributes:
+        spec: the ArchSpec it was built from.
+    """
+
+    def __init__(self, backbone: EfficientViTBackbone, head: SegHead, spec: ArchSpec) -> None:
+        super().__init__(backbone, head)
+        self.spec = spec
 
 
 def _stage_modules(spec: ArchSpec, head: bool = True) -> dict[str, list[tuple[Slot, nn.Module]]]:
@@ -181,22 +188,8 @@ class ClsHead(OpSequential):
         return super().forward(features["stage_final"])
 
 
-class EfficientViTCls(nn.Module):
+class EfficientViTCls(_BackboneHead):
     """An EfficientViT classification network: (N, 3, H, W) -> (N, classes) logits."""
-
-    def __init__(self, backbone: EfficientViTBackbone, head: ClsHead) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = head
-
-    def forward_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.backbone(x)
-
-    def forward_head(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
 
 
 def build_classifier(spec: ArchSpec, head_widths: tuple[int, int], num_classes: int = 1000,

@@ -1,4 +1,4 @@
-"""Peer segmentation networks (SegFormer, SegNeXt) re-implemented for measurement beside
+"""Peer segmentation networks (SegFormer, SegNeXt, HRFormer with its OCR head) re-implemented for measurement beside
 EfficientViT, the ImageNet classifiers the paper's backbone claims compare (EfficientViT
 B0-B3 with the official classification head, EfficientNet-B6), and the published reference
 numbers of all of them.
@@ -35,6 +35,10 @@ _FAMILIES: dict[str, tuple[str, int, dict[str, dict[str, int]]]] = {
     "SegNeXt": ("segnext", 8, {
         "segnext_t": {"cityscapes": 4_229_747, "ade20k": 4_263_414},
         "segnext_s": {"cityscapes": 13_899_219, "ade20k": 13_932_886},
+    }),
+    "HRFormer": ("hrformer", 4, {
+        "hrformer_s": {"cityscapes": 13_523_856, "ade20k": 13_658_262},
+        "hrformer_b": {"cityscapes": 56_032_512, "ade20k": 56_166_918},
     }),
 }
 

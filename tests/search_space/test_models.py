@@ -14,7 +14,7 @@ SIZE = 64
 NAMES = list_models()
 #: exports of these take seconds each (about 40M weights written to the file); with their
 #: ``_dataset`` variants
-SLOW_EXPORTS = {"efficientvit_seg_b3", "segformer_b3", "efficientvit_cls_b3", "efficientnet_b6"}
+SLOW_EXPORTS = {"efficientvit_seg_b3", "segformer_b3", "efficientvit_cls_b3", "efficientnet_b6", "hrformer_b"}
 
 
 def _dataset(name):

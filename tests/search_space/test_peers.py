@@ -27,17 +27,18 @@ PUBLISHED_PEERS = [(row["model"], row["dataset"]) for row in published() if row[
 
 
 def test_names_and_families():
-    assert PEERS == ("segformer_b0", "segformer_b1", "segformer_b2", "segformer_b3", "segnext_t", "segnext_s")
-    assert [model_entry(n).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2
-    assert [model_entry(n).output_stride for n in PEERS] == [4] * 4 + [8] * 2
-    assert [PeerSpec(n, 19).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2
-    assert [PeerSpec(n, 19).output_stride for n in PEERS] == [4] * 4 + [8] * 2
+    assert PEERS == ("segformer_b0", "segformer_b1", "segformer_b2", "segformer_b3", "segnext_t", "segnext_s",
+                     "hrformer_s", "hrformer_b")
+    assert [model_entry(n).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2 + ["HRFormer"] * 2
+    assert [model_entry(n).output_stride for n in PEERS] == [4] * 4 + [8] * 2 + [4] * 2
+    assert [PeerSpec(n, 19).family for n in PEERS] == ["SegFormer"] * 4 + ["SegNeXt"] * 2 + ["HRFormer"] * 2
+    assert [PeerSpec(n, 19).output_stride for n in PEERS] == [4] * 4 + [8] * 2 + [4] * 2
     assert all(model_entry(n).is_peer for n in PEERS)
 
 
 def test_every_peer_has_a_published_row():
     assert sorted({name for name, _ in PUBLISHED_PEERS}) == sorted(PEERS)
-    assert len(PUBLISHED_PEERS) == 11
+    assert len(PUBLISHED_PEERS) == 15
 
 
 @pytest.mark.parametrize(("name", "dataset"), PUBLISHED_PEERS)
@@ -143,7 +144,8 @@ def test_zero_classes_is_an_error():
 
 def test_published_rows_parse_numbers_for_every_family():
     rows = published()
-    assert {row["family"] for row in rows} == {"EfficientViT", "SegFormer", "SegNeXt", "EfficientViT-cls", "EfficientNet"}
+    assert {row["family"] for row in rows} == {"EfficientViT", "SegFormer", "SegNeXt", "HRFormer", "EfficientViT-cls",
+                                                "EfficientNet"}
     b0 = [r for r in published("efficientvit_seg_b0")]
     assert len(b0) == 1 and b0[0]["params_m"] == 0.7 and b0[0]["macs_g"] == 4.4
     (b3,) = published("segformer_b3")

@@ -118,7 +118,8 @@ class SearchSpace:
             dataset: ``"cityscapes"`` (19 classes) or ``"ade20k"`` (150 classes).
         """
         if dataset not in SEG_DATASETS:
-            raise SpecError(f"unknown segmentation dataset {dataset!r}; choose one of {sorted(SEG_DATASETS)}")
+            raise SpecError(f"unknown dataset {dataset!r} for a search space; choose a segmentation dataset: "
+                            f"{', '.join(sorted(SEG_DATASETS))}")
         return cls(
             widths=((8, 16, 24, 32), (16, 24, 32, 48, 64), (24, 32, 48, 64, 96, 128),
                     (64, 96, 128, 192, 256), (128, 192, 256, 384, 512)),

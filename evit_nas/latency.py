@@ -1,5 +1,5 @@
 """Commands about device latency: ``profile`` (build a table) and ``latency predict |
-validate | measure``."""
+validate | measure | explain``."""
 
 from __future__ import annotations
 
@@ -110,6 +110,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json(q)
     add_remote(q)
     q.set_defaults(func=cmd_latency_measure)
+
+    q = lat.add_parser("explain", help="where a network's time goes: by operator, category and block",
+                       description="Export a network whole to ONNX (batch 1) and time it with onnxruntime as the "
+                       "tables do (same session options and threads), then run it again with onnxruntime's own "
+                       "profiler on, and split its time by operator type (Conv, MatMul, Resize, ... as onnxruntime "
+                       "runs them, after its fusions), by category (depthwise conv, pointwise conv, matmul, resize, "
+                       "normalisation, activation, elementwise, data movement, ...) and by block (the nodes' module "
+                       "path, e.g. backbone/stages.2/op_list.1). Each figure is a median over the timed runs. "
+                       "Coverage is the profiled node time over the measured wall clock: what the nodes account "
+                       "for; the rest is time between nodes and noise. Takes what `latency measure` takes.")
+    q.add_argument("network", metavar="NETWORK",
+                   help="registered name, peer, ImageNet classifier or ArchSpec JSON file")
+    add_dataset(q, any_network=True)
+    q.add_argument("--resolution", type=parse_input_size, metavar="HxW", help="input size (default: the network's own)")
+    q.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    q.add_argument("--block-depth", type=int, default=3, metavar="N",
+                   help="module path components that name a block (default: 3, e.g. backbone/stages.2/op_list.1; "
+                   "2 gives stages)")
+    add_timing(q)
+    add_json(q, "print the whole explanation as JSON")
+    q.add_argument("--csv", metavar="FILE", help="write the operator-type rows to this CSV (metadata as # lines)")
+    add_force(q, "replace an existing --csv file")
+    q.set_defaults(func=cmd_latency_explain)
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
@@ -341,6 +364,55 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     print(f"\non {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
           + (" rescaled to the table's typical device speed" if table else "") + ". "
           "Peers are measured only (never table-predicted).")
+    if output is not None:
+        print(f"wrote {output}")
+    return 0
+
+
+#: rows of each table `latency explain` prints (operator types and blocks; every category)
+EXPLAIN_TOP = 12
+
+
+def cmd_latency_explain(args: argparse.Namespace) -> int:
+    from latency_tables.explain import OP_TYPE_COLUMNS, explain
+    from search_space.records import write_csv
+
+    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.block_depth < 1:
+        raise CLIError("--threads, --repeats and --block-depth must be at least 1, and --warmup at least 0")
+    label, spec = resolve(args.network, args.dataset, peers=True)
+    height, width = check_input_size(spec, args.resolution or default_resolution(args.network, args.dataset))
+    output = Path(args.csv) if args.csv else None
+    if output is not None:
+        refuse_existing(output, args.force, "--csv path")
+    print(f"explaining {label} at {height}x{width}, batch 1, {args.threads} thread(s): {args.warmup} warm-up and "
+          f"{args.repeats} timed runs, plain and with onnxruntime's profiler in turn", file=sys.stderr)
+    result = explain(spec, (height, width), threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+                     name=label, block_depth=args.block_depth)
+    if output is not None:
+        info = {k: result[k] for k in ("network", "resolution", "threads", "warmup", "repeats", "measured_ms",
+                                        "profiled_total_ms", "coverage", "onnxruntime", "cpu", "arch")}
+        write_csv(output, OP_TYPE_COLUMNS, [{"time_ms": f"{r['ms']:.6g}", "share": f"{r['share']:.6g}",
+                                             "op_type": r["op_type"], "nodes": r["nodes"]}
+                                            for r in result["by_op_type"]], info)
+    if args.json:
+        print_json(result)
+        return 0
+    print(f"{label} at {height}x{width}, batch 1, {result['threads']} thread(s), on {result['cpu']} "
+          f"({result['arch']}, onnxruntime {result['onnxruntime']})")
+    print(f"measured  {result['measured_ms']:9.2f} ms  wall clock, median of {result['repeats']} runs")
+    print(f"profiled  {result['profiled_total_ms']:9.2f} ms  sum of the node times, median per run: "
+          f"coverage {result['coverage'] * 100:.1f}%")
+    for title, key, rows in (("category", "category", result["by_category"]),
+                             ("operator type", "op_type", result["by_op_type"]),
+                             ("block", "block", result["by_block"])):
+        shown = rows if key == "category" else rows[:EXPLAIN_TOP]
+        heading = title if len(shown) == len(rows) else f"{title} (top {len(shown)} of {len(rows)})"
+        width_ = max([len(heading)] + [len(str(r[key])) for r in shown]) + 2
+        print(f"\n{heading:<{width_}}{'time (ms)':>10}{'share':>8}{'nodes':>7}")
+        for r in shown:
+            print(f"{r[key]:<{width_}}{r['ms']:>10.2f}{r['share'] * 100:>7.1f}%{r['nodes']:>7}")
+    print("\nTimes are node (kernel) times from onnxruntime's profiler, medians over the runs; operator types are "
+          "as onnxruntime runs them, after fusing (a Conv carries its BatchNorm and activation).")
     if output is not None:
         print(f"wrote {output}")
     return 0

@@ -1,0 +1,95 @@
+"""`evit-nas latency explain`: a network's time split by operator type, category and block,
+from onnxruntime's own profiler (real exports and sessions, tiny sizes)."""
+
+import json
+
+import pytest
+
+from evit_nas.main import main
+from latency_tables.bundle import ProfileError
+from latency_tables.explain import CATEGORIES, explain, explain_trace
+from search_space.registry import resolve_any
+
+SIZE = (128, 256)
+WARMUP, REPEATS = 1, 5
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("explain")
+
+
+@pytest.fixture(scope="module")
+def b0(work):
+    return explain(resolve_any("efficientvit_seg_b0"), SIZE, threads=1, warmup=WARMUP, repeats=REPEATS,
+                   work_dir=work, name="efficientvit_seg_b0")
+
+
+def test_groups_add_up_to_the_profiled_total(b0):
+    assert b0["network"] == "efficientvit_seg_b0" and b0["resolution"] == list(SIZE) and b0["threads"] == 1
+    assert b0["profiled_total_ms"] > 0 and b0["measured_ms"] > 0
+    assert b0["coverage"] == pytest.approx(b0["profiled_total_ms"] / b0["measured_ms"])
+    for key in ("by_category", "by_op_type", "by_block"):
+        rows = b0[key]
+        assert sum(r["ms"] for r in rows) == pytest.approx(b0["profiled_total_ms"], rel=1e-6)
+        assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+        assert all(r["nodes"] > 0 and r["ms"] >= 0 for r in rows)
+        assert [r["ms"] for r in rows] == sorted((r["ms"] for r in rows), reverse=True)
+    assert {r["category"] for r in b0["by_category"]} <= set(CATEGORIES)
+    assert b0["onnxruntime"] and b0["cpu"]
+
+
+def test_b0_spends_time_where_its_architecture_says(b0):
+    categories = {r["category"]: r["ms"] for r in b0["by_category"]}
+    # MBConv/DSConv blocks; linear attention (MatMul); the head's upsampling (Resize)
+    for category in ("depthwise conv", "pointwise conv", "matmul", "resize"):
+        assert categories.get(category, 0) > 0, category
+    op_types = {r["op_type"] for r in b0["by_op_type"]}
+    assert "Resize" in op_types and op_types & {"Conv", "FusedConv"}
+    blocks = {r["block"] for r in b0["by_block"]}
+    assert "backbone/stages.3/op_list.1" in blocks and any(b.startswith("head") for b in blocks)
+
+
+def test_coverage_is_close_to_the_wall_clock(b0):
+    # the nodes account for the run, give or take profiler overhead and noise (busy CI machines)
+    assert 0.5 <= b0["coverage"] <= 1.5
+
+
+def test_warm_up_runs_are_left_out(b0, work):
+    trace = next(work.glob("profile*.json"))
+    events = json.loads(trace.read_text())
+    assert explain_trace(events, skip_runs=WARMUP)["runs"] == REPEATS
+    assert explain_trace(events, skip_runs=0)["runs"] == WARMUP + REPEATS
+    with pytest.raises(ProfileError, match="holds 6 run"):
+        explain_trace(events, skip_runs=WARMUP + REPEATS)
+
+
+def test_cli_prints_the_tables_and_json(tmp_path, capsys):
+    common = ["latency", "explain", "efficientvit_seg_b0", "--resolution", "128x256", "--warmup", "1", "--repeats", "3"]
+    code, out, _ = run(capsys, *common)
+    assert code == 0
+    assert "coverage" in out and "depthwise conv" in out and "Resize" in out
+    assert "operator type" in out and "block" in out and "backbone/stages" in out
+    table = tmp_path / "ops.csv"
+    code, out, _ = run(capsys, *common, "--json", "--csv", table)
+    data = json.loads(out)
+    assert code == 0 and data["repeats"] == 3 and data["by_category"]
+    lines = [line for line in table.read_text().splitlines() if not line.startswith("#")]
+    assert lines[0] == "op_type,time_ms,share,nodes" and len(lines) == len(data["by_op_type"]) + 1
+
+
+def test_cli_errors(tmp_path, capsys):
+    code, out, err = run(capsys, "latency", "explain", "no_such_network")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "unknown network" in err
+    existing = tmp_path / "ops.csv"
+    existing.write_text("keep me\n")
+    code, _, err = run(capsys, "latency", "explain", "efficientvit_seg_b0", "--resolution", "128x256",
+                       "--csv", existing)
+    assert code == 2 and "exists" in err and "--force" in err
+    assert existing.read_text() == "keep me\n"

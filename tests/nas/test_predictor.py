@@ -62,8 +62,8 @@ def test_bad_predictor_input_is_refused(networks, tmp_path):
         load_predictor(other)
 
 
-def test_the_default_objective_is_the_learned_predictor_everywhere():
+def test_the_default_objective_is_the_same_everywhere():
     from evit_nas.search import DEFAULT_PROXY as CLI_DEFAULT
     from nas.proxy import DEFAULT_PROXY
 
-    assert CLI_DEFAULT == DEFAULT_PROXY == "learned"
+    assert CLI_DEFAULT == DEFAULT_PROXY == "macs"  # the best measured at 1,000 steps (camvid_proxies_1000steps.json)

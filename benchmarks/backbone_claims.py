@@ -28,14 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_tables.measure import measure  # noqa: E402
+from reports.report import BACKBONE_CLAIM  # noqa: E402
 from search_space.cost import count_macs, count_params  # noqa: E402
 from search_space.peers import published  # noqa: E402
 from search_space.records import write_atomic  # noqa: E402
-from search_space.registry import model_spec  # noqa: E402
+from search_space.registry import default_resolution, model_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
-#: (ours, the baseline, published MACs ratio, published speed-up and where it was measured)
-PAIRS = [("efficientvit_cls_b3", (288, 288), "efficientnet_b6", (528, 528), 2.9, 7.9, "Qualcomm Snapdragon 8Gen1 CPU")]
 
 
 def published_row(name: str, size: tuple[int, int]) -> dict:
@@ -54,7 +53,8 @@ def main() -> int:
 
     results = []
     meta: dict = {}
-    for ours, our_size, base, base_size, macs_claim, speed_claim, where in PAIRS:
+    for ours, base, macs_claim, speed_claim, where in [BACKBONE_CLAIM]:
+        our_size, base_size = default_resolution(ours), default_resolution(base)
         entry = {"ours": ours, "ours_resolution": list(our_size), "baseline": base, "baseline_resolution": list(base_size),
                  "published_macs_ratio": macs_claim, "published_speedup": speed_claim, "published_speedup_on": where}
         for role, name, size in (("ours", ours, our_size), ("baseline", base, base_size)):

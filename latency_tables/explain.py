@@ -3,7 +3,7 @@ conv, pointwise conv, matmul, resize, ...) and by block, measured with onnxrunti
 profiler.
 
 :func:`explain` exports the network whole (batch 1, fixed input size) to ONNX and loads it
-in two onnxruntime sessions set up as the table protocol's (``profile.make_session``: CPU
+in two onnxruntime sessions set up as the table protocol's (``records.session_options``: CPU
 provider, ``threads`` intra-op threads, one inter-op thread, sequential execution, all
 graph optimisations); the second has the profiler on. After the warm-up runs, the two are
 run in turn (plain, profiled, plain, ...) so that the machine's changes of speed hit both
@@ -41,7 +41,7 @@ from typing import Any
 from search_space.cost import export_onnx
 from search_space.create import build_network
 from search_space.network import NetworkSpec, check_input_size
-from search_space.records import cpu_model
+from search_space.records import cpu_model, session_options
 
 from .bundle import ProfileError
 
@@ -120,18 +120,6 @@ def block_of(node_name: str, depth: int = DEFAULT_BLOCK_DEPTH) -> str | None:
         return None
     parts = [p for p in node_name.split("/") if p][:-1]
     return "/".join(parts[:depth]) if parts else None
-
-
-def _session_options(ort: Any, threads: int) -> Any:
-    """Session options of the table protocol: ``profile.make_session``'s, repeated here
-    because the device agent is a stand-alone script that no module imports."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return options
 
 
 def _onnxruntime() -> Any:
@@ -321,8 +309,8 @@ def explain(
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     model = export_onnx(build_network(spec), (1, 3, height, width), work / "network.onnx")
-    plain = ort.InferenceSession(str(model), _session_options(ort, threads), providers=["CPUExecutionProvider"])
-    options = _session_options(ort, threads)
+    plain = ort.InferenceSession(str(model), session_options(ort, threads), providers=["CPUExecutionProvider"])
+    options = session_options(ort, threads)
     options.enable_profiling = True
     options.profile_file_prefix = str(work / "profile")
     options.optimized_model_filepath = str(work / "optimised.onnx")  # names as in the trace; groups of the convs

@@ -35,9 +35,10 @@ import sys
 import time
 
 try:  # in a bundle: the copy beside this script
-    from records import RecordError, cpu_model, format_csv, parse_csv, read_manifest, write_atomic
+    from records import RecordError, cpu_model, format_csv, parse_csv, read_manifest, session_options, write_atomic
 except ImportError:  # in a source checkout
-    from search_space.records import RecordError, cpu_model, format_csv, parse_csv, read_manifest, write_atomic
+    from search_space.records import (RecordError, cpu_model, format_csv, parse_csv, read_manifest, session_options,
+                                      write_atomic)
 
 FORMAT = "evit-nas-results"
 RESULT_COLUMNS = ["id", "median_ms", "p10_ms", "p90_ms", "runs", "ref_ms"]
@@ -83,13 +84,7 @@ def device_info(device: str, threads: int) -> dict:
 def make_session(path: str, threads: int):
     """An onnxruntime CPU session set up by the protocol."""
     ort = _ort()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(path, session_options(ort, threads), providers=["CPUExecutionProvider"])
 
 
 def _feeds(session, seed: int = 0) -> dict:

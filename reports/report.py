@@ -40,7 +40,6 @@ from nas.proxy import make_proxy
 from nas.search import front, trial_result
 from search_space.errors import EvitNasError
 from search_space.network import NetworkSpec, PeerSpec
-from search_space.cost import count_macs
 from search_space.peers import PEERS, published
 from search_space.records import atomic_path, package_version, read_csv, write_atomic, write_csv
 from search_space.registry import default_resolution, list_models, model_datasets, model_spec
@@ -100,24 +99,25 @@ def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, N
     return out
 
 
-def _read_measured(path: Path, device: str, resolution: str, threads: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    """(metadata, rows by name) of a report's ``measured.csv`` ({}, {} when absent).
+def _read_measured(path: Path, device: str, threads: int, resolution: str | None = None
+                   ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(metadata, rows with numbers parsed) of a report's measurement file ({}, [] when
+    absent): ``measured.csv`` (one ``resolution``) or one of several sizes (``resolution`` None).
 
     Raises:
-        ReportError: the file holds measurements of another device, resolution or thread count.
+        ReportError: the file holds measurements of another device or thread count (or resolution).
     """
     if not path.is_file():
-        return {}, {}
+        return {}, []
     meta, rows = read_csv(path)
-    if (meta.get("device"), meta.get("resolution"), meta.get("threads")) != (device, resolution, threads):
-        raise ReportError(f"{path} holds measurements on {meta.get('device')} at {meta.get('resolution')} with "
-                          f"{meta.get('threads')} thread(s), not {device} at {resolution} with {threads}; write this "
+    found = (str(meta.get("device")), str(meta.get("threads")), meta.get("resolution") if resolution else None)
+    if found != (device, str(threads), resolution):
+        at = (lambda res: f" at {res}") if resolution else (lambda res: "")
+        raise ReportError(f"{path} holds measurements on {meta.get('device')}{at(meta.get('resolution'))} with "
+                          f"{meta.get('threads')} thread(s), not {device}{at(resolution)} with {threads}; write this "
                           "report to another -o folder (or delete that file to measure again)")
-    out = {}
-    for row in rows:
-        out[row["name"]] = {k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
-                            for k, v in row.items()}
-    return meta, out
+    return meta, [{k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
+                   for k, v in row.items()} for row in rows]
 
 
 def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]], table: LatencyTable,
@@ -138,7 +138,8 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
     if remote is None:
         table.check(arch=platform.machine())  # TableError: time on the table's device with --remote
     path = out_dir / "measured.csv"
-    meta, done = _read_measured(path, device, resolution, threads)
+    meta, rows = _read_measured(path, device, threads, resolution)
+    done = {r["name"]: r for r in rows}
     todo = [(n, s) for n, s in networks if n not in done]
     if todo:
         log(f"measuring {len(todo)} network(s) end to end at {resolution}, {threads} thread(s) "
@@ -166,18 +167,8 @@ def measured_at_sizes(path: Path, networks: Sequence[tuple[str, NetworkSpec, tup
     Raises:
         ReportError: ``path`` holds measurements of another device or thread count.
     """
-    done: dict[tuple[str, str], dict[str, Any]] = {}
-    meta: dict[str, Any] = {}
-    if path.is_file():
-        meta, rows = read_csv(path)
-        if (str(meta.get("device")), str(meta.get("threads"))) != (device, str(threads)):
-            raise ReportError(f"{path} holds measurements on {meta.get('device')} with {meta.get('threads')} thread(s), "
-                              f"not {device} with {threads}; write this report to another -o folder (or delete that "
-                              "file to measure again)")
-        for row in rows:
-            done[(row["name"], row["resolution"])] = {
-                k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
-                for k, v in row.items()}
+    _, rows = _read_measured(path, device, threads)
+    done = {(r["name"], r["resolution"]): r for r in rows}
     groups: dict[tuple[int, int], list[tuple[str, NetworkSpec]]] = {}
     for label, spec, size in networks:
         if (label, f"{size[0]}x{size[1]}") not in done:

@@ -12,7 +12,9 @@ bundle; so it needs only the Python standard library (3.8+):
   tables, device results, measurements and benchmark results all use it, so any of them
   can be read by any reader;
 - the bundle manifest that the workstation writes and the agent reads (:func:`read_manifest`);
-- provenance: :func:`package_version`, :func:`cpu_model`.
+- provenance: :func:`package_version`, :func:`cpu_model`;
+- the timing protocol's onnxruntime session settings (:func:`session_options`), the same
+  for the agent and for the workstation's own profiling (``latency_tables/explain.py``).
 """
 
 from __future__ import annotations
@@ -159,6 +161,19 @@ def package_version() -> str:
         return metadata.version("evit-nas")
     except Exception:  # not installed, or Python without importlib.metadata
         return "unknown"
+
+
+def session_options(ort, threads: int):
+    """onnxruntime ``SessionOptions`` of the timing protocol: ``threads`` intra-op threads,
+    one inter-op thread, sequential execution, every graph optimisation, warnings off.
+    ``ort`` is the onnxruntime module (imported by the caller: this file needs none)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return options
 
 
 def cpu_model() -> str:

@@ -47,7 +47,7 @@ def test_backbone_keys_are_the_segmentation_networks_and_the_head_is_the_officia
     assert {k: v.shape for k, v in cls_keys.items() if k.startswith("backbone.")} == backbone
     head = sorted(k for k in cls_keys if k.startswith("head."))
     assert head == sorted(
-        [f"head.op_list.0.conv.weight"] + [f"head.op_list.0.norm.{s}" for s in
+        ["head.op_list.0.conv.weight"] + [f"head.op_list.0.norm.{s}" for s in
                                            ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
         + ["head.op_list.2.linear.weight", "head.op_list.2.norm.weight", "head.op_list.2.norm.bias",
            "head.op_list.3.linear.weight", "head.op_list.3.linear.bias"])

@@ -20,7 +20,8 @@ attributes of a finished trial): ``validation:<trial number>`` for a front netwo
 on the command line (peers included), each a dict with ``network``, ``miou``,
 ``pixel_accuracy``, ``per_class_iou`` (%, ``None`` for a class absent from the data),
 ``steps``, ``batch_size``, ``seed``, ``dataset``, ``resolution`` ([H, W]), ``recipe``,
-``device`` and ``date``. A later run with another recipe overwrites them.
+``device``, ``date``, ``spec`` (the trained network's spec, as a dict) and ``checkpoint``
+(the absolute path of its weights). A later run with another recipe overwrites them.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def validate(
             log(f"[{number}/{len(todo)}] {entry.name}: mIoU {row['miou']:.1f}% "
                 f"(train {row['train_s']:.0f} s{speed}{resumed})")
         if study is not None:
-            study.set_user_attr(attribute_name(entry), _summary(row))
+            study.set_user_attr(attribute_name(entry), _summary(row, checkpoint_path(work_dir, key)))
         done_rows.append(row)
     return done_rows
 
@@ -273,10 +274,15 @@ def attribute_name(entry: Entry) -> str:
     return f"validation:network:{entry.name}"
 
 
+def checkpoint_path(work_dir: Path, key: tuple[str, ...]) -> Path:
+    """Where the network of ``key`` (name, spec JSON, recipe JSON, dataset) is checkpointed."""
+    digest = hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:10]
+    return work_dir / "checkpoints" / f"{safe_name(key[0])}-{digest}.pt"
+
+
 def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
                resolution: str, work_dir: Path, device: str, progress: Callable[..., None] | None) -> dict[str, Any]:
-    digest = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
-    checkpoint = work_dir / "checkpoints" / f"{safe_name(entry.name)}-{digest}.pt"
+    checkpoint = checkpoint_path(work_dir, key)
     start = _checkpoint_step(checkpoint)
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(recipe.seed)
@@ -313,8 +319,10 @@ def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any,
     }
 
 
-def _summary(row: dict[str, Any]) -> dict[str, Any]:
-    """The study attribute of a row (JSON-safe: no NaN)."""
+def _summary(row: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
+    """The study attribute of a row (JSON-safe: no NaN), with the trained network's spec and
+    checkpoint (so that the report can load the briefly trained network)."""
     keep = ("network", "miou", "pixel_accuracy", "steps", "batch_size", "seed", "dataset", "device", "date")
     return {**{k: row[k] for k in keep}, "per_class_iou": json.loads(row["per_class_iou"]),
-            "resolution": [int(v) for v in row["resolution"].split("x")], "recipe": json.loads(row["recipe"])}
+            "resolution": [int(v) for v in row["resolution"].split("x")], "recipe": json.loads(row["recipe"]),
+            "spec": json.loads(row["spec"]), "checkpoint": str(checkpoint.resolve())}

@@ -10,7 +10,8 @@ every cell instead of a tick.
   0.01% of the largest (``ERF_THRESHOLDS``), for a randomly initialised network in
   evaluation mode. A global path (attention, matrix decomposition) reaches every pixel, but
   how much weight far pixels get differs: the two thresholds show where the gradient
-  concentrates. (Not yet for briefly trained networks.)
+  concentrates. The report adds the same shares for a briefly trained network where
+  ``evit-nas validate`` trained one for the study (``report.trained_networks``).
 - **Hardware efficiency**: measured milliseconds per G MACs on the device (lower is better).
 - **Multi-scale learning**: an architectural fact (:data:`MULTI_SCALE`), stated, not measured.
 

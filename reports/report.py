@@ -212,9 +212,35 @@ def backbone_rows(measured: dict[tuple[str, str], dict[str, Any]]) -> tuple[list
     return rows, claim
 
 
+def trained_networks(attrs: dict[str, Any], names: Sequence[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The briefly trained network of each of ``names`` that ``evit-nas validate`` left in the
+    study (its ``validation:*`` attributes name the spec and checkpoint): name -> (model in
+    evaluation mode, the attribute). The longest-trained one if there are several; none if
+    its checkpoint file is gone."""
+    import torch
+
+    from search_space.create import build_network
+    from search_space.network import network_from_dict
+
+    found: dict[str, tuple[Any, dict[str, Any]]] = {}
+    candidates = sorted((v for k, v in attrs.items() if k.startswith("validation:") and isinstance(v, dict)
+                         and v.get("network") in names and v.get("checkpoint")), key=lambda v: -int(v.get("steps", 0)))
+    for record in candidates:
+        if record["network"] in found or not Path(record["checkpoint"]).is_file():
+            continue
+        model = build_network(network_from_dict(record["spec"]))
+        state = torch.load(record["checkpoint"], map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        found[record["network"]] = (model.eval(), record)
+    return found
+
+
 def feature_rows(measured: dict[tuple[str, str], dict[str, Any]], networks: Sequence[tuple[str, str]],
-                 resolutions: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
-    """The feature table: one row per family (``networks``: (family, network) pairs)."""
+                 resolutions: Sequence[tuple[int, int]],
+                 trained: dict[str, tuple[Any, dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The feature table: one row per family (``networks``: (family, network) pairs); the
+    effective receptive field also of the briefly trained network where ``trained`` has one
+    (see :func:`trained_networks`), empty cells otherwise."""
     import torch
 
     from search_space.create import create_model
@@ -224,10 +250,18 @@ def feature_rows(measured: dict[tuple[str, str], dict[str, Any]], networks: Sequ
     rows = []
     pixels = [h * w for h, w in resolutions]
     largest = "x".join(map(str, max(resolutions, key=lambda r: r[0] * r[1])))
+    smallest = min(resolutions, key=lambda r: r[0] * r[1])
+    trained = trained or {}
     for family, name in networks:
         timed = [measured[(name, f"{h}x{w}")] for h, w in resolutions]
         torch.manual_seed(0)
-        shares = erf_shares(create_model(name), min(resolutions, key=lambda r: r[0] * r[1]))
+        shares = erf_shares(create_model(name), smallest)
+        if name in trained:
+            model, record = trained[name]
+            trained_shares: list[Any] = [round(v, 4) for v in erf_shares(model, smallest)]
+            trained_by = f"{record['steps']} steps on {record['dataset']}"
+        else:
+            trained_shares, trained_by = [""] * len(ERF_THRESHOLDS), ""
         at_largest = measured[(name, largest)]
         rows.append({
             "family": family, "network": name,
@@ -235,6 +269,8 @@ def feature_rows(measured: dict[tuple[str, str], dict[str, Any]], networks: Sequ
             "macs_exponent": round(fit_exponent(pixels, [r["macs"] for r in timed]), 3),
             "latency_exponent": round(fit_exponent(pixels, [r["raw_measured_ms"] for r in timed]), 3),
             **{f"erf_share_above_{t:g}": round(v, 4) for t, v in zip(ERF_THRESHOLDS, shares)},
+            **{f"trained_erf_share_above_{t:g}": v for t, v in zip(ERF_THRESHOLDS, trained_shares)},
+            "trained_by": trained_by,
             "ms_per_gmac": round(at_largest["raw_measured_ms"] / (at_largest["macs"] / 1e9), 3),
             "ms_per_gmac_at": largest,
             "multi_scale": MULTI_SCALE[family],
@@ -603,7 +639,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
         sizes = [(name, model_spec(name, "cityscapes"), tuple(size)) for _, name in pairs for size in feature_resolutions]
         timed = measured_at_sizes(out_dir / "features_measured.csv", sizes, device, threads, *FEATURE_TIMING, remote,
                                   progress, log)
-        features = feature_rows(timed, pairs, [tuple(r) for r in feature_resolutions])
+        trained = trained_networks(attrs, [name for _, name in pairs])
+        features = feature_rows(timed, pairs, [tuple(r) for r in feature_resolutions], trained)
         write_csv(out_dir / "features.csv", tuple(features[0]), features)
         columns = tuple(features[0])
         extra_parts.append(
@@ -614,7 +651,9 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
             f"latency measured on {html.escape(str(device))}, {threads} thread(s) (median of {FEATURE_TIMING[1]} "
             f"visits after {FEATURE_TIMING[0]} warm-up). <b>ERF</b>: share of input "
             "pixels whose gradient on the central output pixel exceeds 1% (0.01) or 0.01% (0.0001) of the largest, "
-            "randomly initialised networks at the smallest size (not trained ones). <b>ms per G MACs</b>: measured "
+            "at the smallest size, for the randomly initialised network and, where <code>evit-nas validate</code> "
+            "trained it for this study, the briefly trained one (<i>trained_by</i>: steps and data set; empty: not "
+            "trained). <b>ms per G MACs</b>: measured "
             "latency over fvcore MACs at the largest size (lower: the device runs its MACs faster). "
             '<b>Multi-scale</b>: the architecture, stated. <a href="features.csv">features.csv</a></p></section>')
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),

@@ -4,6 +4,7 @@ import csv
 import json
 import re
 import shutil
+from pathlib import Path
 
 import optuna
 import pytest
@@ -133,6 +134,8 @@ def test_cli_validates_a_front_records_it_and_does_not_retrain(journal, tmp_path
         attr = study.user_attrs[key]
         assert attr["miou"] == pytest.approx(row["miou"]) and attr["resolution"] == [64, 128]
         assert attr["steps"] == 2 and attr["dataset"] == "synthetic" and len(attr["per_class_iou"]) == len(SYNTHETIC_CLASSES)
+        assert ArchSpec.from_dict(attr["spec"]) == spec and Path(attr["checkpoint"]).parent == (out / "checkpoints").resolve()
+        assert torch.load(attr["checkpoint"], weights_only=True)["step"] == 2
     assert model_spec("efficientvit_seg_b0").replace(num_classes=len(SYNTHETIC_CLASSES)) == ArchSpec.from_json(rows[-1]["spec"])
     assert [r["network"] for r in data["rows"]] == [r["network"] for r in rows] and data["rows"][0]["spec"]["widths"]
     with open(out / "results.csv", newline="") as handle:

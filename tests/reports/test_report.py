@@ -204,7 +204,7 @@ def test_the_backbone_claim_is_measured_at_the_official_sizes(report):
 
 
 @pytest.mark.slow
-def test_the_feature_table_has_a_measured_number_in_every_cell(report):
+def test_the_feature_table_has_a_measured_number_in_every_cell(report, validated):
     rows = _rows(report / "features.csv")
     registered = set(list_models())
     assert [r["network"] for r in rows] == [n for n in FEATURE_NETWORKS.values() if n in registered]
@@ -213,6 +213,18 @@ def test_the_feature_table_has_a_measured_number_in_every_cell(report):
         assert 0.5 < float(row["macs_exponent"]) < 2.5 and float(row["latency_exponent"]) > 0
         assert 0 < float(row["erf_share_above_0.01"]) <= float(row["erf_share_above_0.0001"]) <= 1
         assert float(row["ms_per_gmac"]) > 0
+    # the briefly trained networks of the study (B0 as the reference, segnext_t named): their
+    # ERF from the checkpoints validate left; none for the networks validate did not train
+    trained = {r["network"]: r for r in rows if r["trained_by"]}
+    assert sorted(trained) == ["efficientvit_seg_b0", "segnext_t"]
+    from reports.features import erf_shares
+    from reports.report import trained_networks
+    study = load_study(str(validated), "r")
+    for name, (model, record) in trained_networks(study.user_attrs, list(trained)).items():
+        assert trained[name]["trained_by"] == "2 steps on synthetic" and Path(record["checkpoint"]).is_file()
+        want = [round(v, 4) for v in erf_shares(model, (64, 128))]
+        assert [float(trained[name][f"trained_erf_share_above_{t}"]) for t in ("0.01", "0.0001")] == want
+    assert all(r["trained_erf_share_above_0.01"] == "" for r in rows if r["network"] not in trained)
     # the MACs exponent is the fitted slope of fvcore's counts
     b0 = next(r for r in rows if r["network"] == "efficientvit_seg_b0")
     macs = [count_macs(model_spec("efficientvit_seg_b0"), size) for size in ((64, 128), (128, 256), (256, 512))]

@@ -8,6 +8,12 @@ floor that no predictor can beat). Targets (issue 3): on 50 held-out random netw
 
     python benchmarks/latency_accuracy.py                      # reuse the shipped table
     python benchmarks/latency_accuracy.py --rebuild            # time the full table again first
+    python benchmarks/latency_accuracy.py --resolution 128x256 --precision int8   # an int8 table, built here
+    python benchmarks/latency_accuracy.py --resolution 128x256 --precision fp32   # its fp32 twin
+
+A ``--precision`` run builds its own table in ``benchmarks/results/tables/`` (this
+machine's, at ``--resolution``) unless ``--table`` is given, and writes
+``latency_accuracy_<HxW>_<precision>.json``.
 
 Writes ``benchmarks/results/latency_accuracy.json``, the validation CSV and the plot.
 """
@@ -50,15 +56,23 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--precision", choices=("fp32", "int8"),
+                        help="build (or reuse) a table of this precision here, at --resolution")
     args = parser.parse_args()
     resolution = tuple(int(v) for v in args.resolution.split("x"))
     space = SearchSpace.default()
     args.out.mkdir(parents=True, exist_ok=True)
+    result_name = "latency_accuracy.json"
+    if args.precision:
+        result_name = f"latency_accuracy_{args.resolution}_{args.precision}.json"
+        if args.table == DEFAULT_TABLE:
+            args.table = args.out / "tables" / f"{args.device}_{args.resolution}_t1_{args.precision}.csv"
+            args.table.parent.mkdir(parents=True, exist_ok=True)
 
     if args.rebuild or not args.table.exists():
         if args.table.exists():
             args.table.unlink()
-        plan = plan_profile(resolution, space)
+        plan = plan_profile(resolution, space, precision=args.precision or "fp32")
         print(f"building {args.table.name}: {len(plan.blocks)} blocks + {len(plan.networks)} calibration networks", flush=True)
         started = time.monotonic()
         profile_table(args.table, plan, device=args.device, threads=1)
@@ -75,7 +89,7 @@ def main() -> int:
     stem = f"validate_{args.table.stem}_n{args.samples}_s{args.seed}"
     info = {"table": args.table.name, "device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
             "onnxruntime": meta.get("onnxruntime"), "threads": meta.get("threads"), "date": meta.get("date"),
-            "resolution": args.resolution, "samples": args.samples, "seed": args.seed}
+            "resolution": args.resolution, "samples": args.samples, "seed": args.seed, "precision": table.precision}
     write_csv(args.out / f"{stem}.csv", rows, {**info, **{f"summary_{k}": v.line() for k, v in summaries.items()}})
     write_plot(args.out / f"{stem}.png", rows, summaries,
                f"{info['device']} {args.resolution}, 1 thread: {len(rows)} held-out networks (incl. B0-B3)")
@@ -104,9 +118,9 @@ def main() -> int:
         "against_raw_timings": vars(summaries["table_raw"]),
         "repeat_noise": noise,
     }
-    write_atomic(args.out / "latency_accuracy.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(args.out / result_name, json.dumps(result, indent=2) + "\n")
 
-    print(f"\ntable: {len(table.rows)} entries, built in {table.meta.get('build_seconds')} s, "
+    print(f"\n{table.precision} table: {len(table.rows)} entries, built in {table.meta.get('build_seconds')} s, "
           f"calibrated on {table.calibration.networks} networks")
     print(f"{args.samples} random held-out networks : {held_out_random.line()}")
     print(f"  + B0-B3 ({len(rows)} networks)     : {t.line()}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,54 @@ def add_timing(p: argparse._ActionsContainer, warmup: int = 3, repeats: int | No
     p.add_argument("--warmup", type=int, default=warmup, help=f"untimed visits per model (default: {warmup})")
     p.add_argument("--repeats", type=int, default=repeats,
                    help=f"timed visits per model (default: {repeats_help or repeats})")
+
+
+PRECISION_CHOICES = ("fp32", "int8")
+
+
+def add_precision(p: argparse.ArgumentParser, default: str | None = "fp32", default_help: str = "fp32") -> None:
+    g = p.add_argument_group("deployment precision")
+    g.add_argument("--precision", choices=PRECISION_CHOICES, default=default,
+                   help=f"fp32, or int8: onnxruntime static quantization (QDQ, per-channel int8 weights, uint8 "
+                   f"activations calibrated on a few images); operators without an int8 kernel stay in fp32 and are "
+                   f"named (default: {default_help})")
+    g.add_argument("--quant-data", default="synthetic", metavar="DATA",
+                   help="int8: the images activation ranges are calibrated on: synthetic (generated), camvid:PATH, "
+                   "cityscapes:PATH or ade20k:PATH (default: synthetic)")
+    g.add_argument("--quant-images", type=int, default=8, metavar="N", help="int8: calibration images (default: 8)")
+
+
+def quant_images(args: argparse.Namespace, resolution: tuple[int, int], split: str = "train") -> tuple[Any, ...]:
+    """``--quant-images`` images of ``--quant-data``'s ``split``, evenly spread over it, as
+    (1, 3, H, W) float32 arrays normalised as for training."""
+    if args.quant_images < 1:
+        raise CLIError(f"--quant-images {args.quant_images}: give at least 1 calibration image")
+    from nas.data import open_dataset
+
+    dataset = open_dataset(args.quant_data, split, tuple(resolution), seed=0, length=args.quant_images)
+    count = min(args.quant_images, len(dataset))
+    step = len(dataset) / count
+    return tuple(dataset[int(i * step)][0].unsqueeze(0).numpy() for i in range(count))
+
+
+def quant_calibration(args: argparse.Namespace, resolution: tuple[int, int], precision: str | None = None) -> Any:
+    """The int8 calibration of ``--quant-data`` (a ``latency_tables.quantize.QuantCalibration``:
+    its training images), or None for fp32."""
+    if (precision or args.precision) != "int8":
+        return None
+    from latency_tables.quantize import QuantCalibration
+
+    images = quant_images(args, resolution)
+    return QuantCalibration(f"{args.quant_data}: {len(images)} images", images)
+
+
+def warn_float_ops(entries: Any, label: Any) -> None:
+    """Print the int8 export's warning about operators left in fp32, if any."""
+    from latency_tables.quantize import float_ops_line
+
+    line = float_ops_line(entries, label)
+    if line:
+        print(line, file=sys.stderr)
 
 
 def add_remote(p: argparse.ArgumentParser) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 from search_space.network import check_input_size
 from search_space.registry import default_resolution, resolve_network
 
-from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_remote, add_space, add_timing,
-                   billions, host_name, load_space, millions, network_arg, parse_input_size,
+from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_remote, add_space,
+                   add_timing, billions, host_name, load_space, millions, network_arg, parse_input_size,
+                   quant_calibration, warn_float_ops,
                    parse_resolution, print_json,
                    refuse_existing, remote_target, resolve, warn_about_table)
 from .progress import Progress
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--import", dest="import_results", metavar="RESULTS", help="import a results CSV timed on a device")
     p.add_argument("--bundle", metavar="DIR", help="with --import: the bundle it was timed from")
     p.add_argument("--keep-work", action="store_true", help="keep the work folder (bundle, raw results)")
+    add_precision(p, default=None, default_help="fp32; an existing table's or --adapt-from's own")
     add_json(p, "machine-readable summary")
     add_remote(p)
     p.set_defaults(func=cmd_profile)
@@ -107,6 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--work", metavar="DIR", help="work folder for the ONNX files (default: OUTPUT.work); removed after")
     add_force(q)
     add_timing(q)
+    add_precision(q, default=None, default_help="the table's, else fp32")
     add_json(q)
     add_remote(q)
     q.set_defaults(func=cmd_latency_measure)
@@ -149,6 +152,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                        "or --export-only")
     if args.budget_minutes is not None and args.budget_minutes <= 0:
         raise CLIError(f"--budget-minutes {args.budget_minutes:g}: give a positive number of minutes")
+    source.check(precision=args.precision)  # the adapted table keeps the source's precision
+    args.precision = source.precision
     args.resolution = source.resolution
     args.threads = args.threads or int(source.meta["threads"])
     args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats
@@ -186,7 +191,26 @@ def _table_path(args: argparse.Namespace) -> Path:
     if args.output:
         return Path(args.output)
     h, w = args.resolution
-    return Path(f"{args.device}_{h}x{w}_t{args.threads}.csv")
+    suffix = "" if args.precision in (None, "fp32") else f"_{args.precision}"
+    return Path(f"{args.device}_{h}x{w}_t{args.threads}{suffix}.csv")
+
+
+def _warn_table_float_ops(table) -> None:
+    ops = table.meta.get("int8_float_ops")
+    if ops and ops.get("ops"):
+        listed = ", ".join(f"{op} x{n}" for op, n in ops["ops"].items())
+        print(f"WARNING: int8: {ops['models']} of the table's models keep operators in fp32 (onnxruntime has no int8 "
+              f"kernel for them; they run in float between dequantize and quantize): {listed}", file=sys.stderr)
+
+
+def _entry_label(entry: dict) -> str:
+    """A bundle entry as a warning names it: a block by its key, a network by its summary."""
+    from search_space.blocks import BlockKey
+    from search_space.network import network_from_dict
+
+    if entry["type"] == "block":
+        return f"block {BlockKey.from_dict(entry['key'])}"
+    return f"{entry['type']} {network_from_dict(entry['spec']).summary()}"
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -212,6 +236,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         base = LatencyTable.load(output) if output.exists() else None
         table = import_results(load_bundle(args.bundle), args.import_results, base)
         table.save(output)
+        _warn_table_float_ops(table)
         print(f"wrote {output}: {len(table.rows)} blocks from {args.import_results}")
         return 0
     remote = remote_target(args)
@@ -221,13 +246,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         check_remote(remote)  # an unreachable host fails at once, before planning and exporting
     space = load_space(args)
     existing = LatencyTable.load(output) if output.exists() and not args.export_only else None
+    precision = args.precision or (existing.precision if existing is not None else "fp32")
     blocks_from = [resolve_network(n, args.dataset) for n in args.blocks_from or ()]
     plan = plan_profile(args.resolution, space, blocks_from=blocks_from, calibration_networks=args.calibration,
-                        seed=args.seed, existing=existing)
+                        seed=args.seed, existing=existing, precision=precision,
+                        calibration=quant_calibration(args, args.resolution, precision))
     if existing is not None:
         print(f"extending {output}: {len(existing.rows)} blocks kept, {len(plan.blocks)} to measure", file=sys.stderr)
     if args.export_only:
         manifest = export_plan(args.export_only, plan, progress=Progress("export", "model"))
+        warn_float_ops(manifest["entries"], _entry_label)
         print(f"wrote bundle {args.export_only} ({len(manifest['entries'])} models). On the device (numpy + onnxruntime):\n"
               f"  python3 {args.export_only}/profile.py run {args.export_only} -o results.csv --threads {args.threads} "
               f"--device {args.device}\nthen here:\n  evit-nas profile --import results.csv --bundle {args.export_only} -o {output}")
@@ -236,18 +264,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(f"{output} already has every block; nothing to measure")
         return 0
     print(f"measuring {len(plan.blocks)} blocks and {len(plan.networks)} calibration networks at "
-          f"{args.resolution[0]}x{args.resolution[1]}, {args.threads} thread(s), on "
+          f"{args.resolution[0]}x{args.resolution[1]}, {precision}, {args.threads} thread(s), on "
           f"{args.remote or 'this machine'}", file=sys.stderr)
     table = profile_table(output, plan, device=args.device, threads=args.threads, warmup=args.warmup,
                           repeats=args.repeats, remote=remote, keep_work=args.keep_work,
                           export_progress=Progress("export", "model"))
+    _warn_table_float_ops(table)
     cal = table.calibration
-    result = {"table": str(output), "blocks": len(table.rows), "calibration_networks": cal.networks,
+    result = {"table": str(output), "precision": table.precision, "blocks": len(table.rows),
+              "calibration_networks": cal.networks,
               "calibration_fit_mape_pct": cal.fit_mape, "reference_ms": table.meta["reference"]["median_ms"]}
     if args.json:
         print_json(result)
     else:
-        print(f"wrote {output}: {len(table.rows)} blocks, calibrated on {cal.networks} networks "
+        print(f"wrote {output} ({table.precision}): {len(table.rows)} blocks, calibrated on {cal.networks} networks "
               f"(fit MAPE {cal.fit_mape}%), reference B0 {result['reference_ms']:.2f} ms")
     return 0
 
@@ -331,8 +361,10 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
         groups.setdefault(size, []).append((label, spec))
     threads = args.threads or (int(table.meta["threads"]) if table else 1)
     device = args.device or (table.meta["device"] if table else host_name())
+    precision = args.precision or (table.precision if table else "fp32")
     if table is not None:
-        for warning in table.check(threads=threads, arch=None if args.remote else platform.machine(), force=True):
+        for warning in table.check(threads=threads, arch=None if args.remote else platform.machine(), force=True,
+                                   precision=precision):
             print(warning, file=sys.stderr)
     output = Path(args.output) if args.output else None
     if output is not None:
@@ -340,16 +372,20 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     work = Path(args.work or (str(output) + ".work" if output else "measure.work"))
     rows = []
     for (height, width), group in groups.items():
-        print(f"measuring {len(group)} network(s) end to end at {height}x{width}, batch 1, "
+        print(f"measuring {len(group)} network(s) end to end at {height}x{width}, batch 1, {precision}, "
               f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
         group_rows, meta = measure(group, (height, width), work_dir=work / f"{height}x{width}", device=device,
                                    threads=threads, warmup=args.warmup, repeats=args.repeats,
-                                   remote=remote_target(args), table=table, export_progress=Progress("export", "network"))
+                                   remote=remote_target(args), table=table, export_progress=Progress("export", "network"),
+                                   precision=precision, calibration=quant_calibration(args, (height, width), precision))
+        if meta.get("float_ops"):
+            warn_float_ops([{"name": k, "float_ops": v} for k, v in meta["float_ops"].items()], lambda e: e["name"])
         rows += group_rows
     shutil.rmtree(work, ignore_errors=True)
     info = {"device": meta.get("device"), "cpu": meta.get("cpu"), "arch": meta.get("arch"),
             "onnxruntime": meta.get("onnxruntime"), "threads": threads, "date": meta.get("date"),
-            "table": args.table, "warmup": args.warmup, "repeats": args.repeats}
+            "table": args.table, "warmup": args.warmup, "repeats": args.repeats, "precision": precision,
+            **({"quant_calibration": meta.get("calibration")} if precision != "fp32" else {})}
     if output is not None:
         write_csv(output, MEASURE_COLUMNS, rows, info)
     if args.json:
@@ -361,7 +397,7 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
         predicted = "" if r["predicted_ms"] is None else f"{r['predicted_ms']:.2f}"
         print(f"{r['name']:<26}{r['resolution']:>10}{r['measured_ms']:>14.2f}{r['p10_ms']:>8.2f}-{r['p90_ms']:<8.2f}{predicted:>16}"
               f"{billions(r['macs']):>10}{millions(r['params']):>12}")
-    print(f"\non {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
+    print(f"\n{precision} on {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']}); medians"
           + (" rescaled to the table's typical device speed" if table else "") + ". "
           "Peers are measured only (never table-predicted).")
     if output is not None:

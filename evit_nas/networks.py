@@ -13,9 +13,9 @@ from search_space.registry import default_resolution, entries, model_spec, resol
 from search_space.spec import DATASETS, SpecError
 from search_space.records import write_csv
 
-from .args import (MACS_NOTE, CLIError, add_dataset, add_force, add_json, add_network, add_space, billions,
-                   load_space, millions, parse_input_size, parse_resolution, print_json, refuse_existing, resolution_arg, resolve,
-                   write_new)
+from .args import (MACS_NOTE, CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_space,
+                   billions, load_space, millions, parse_input_size, parse_resolution, print_json, quant_calibration,
+                   quant_images, refuse_existing, resolution_arg, resolve, warn_float_ops, write_new)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="max abs difference allowed in the check (default: 1e-3)")
     p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    add_precision(p)
     add_force(p)
     add_json(p)
     p.set_defaults(func=cmd_export)
@@ -184,19 +185,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.weights:
         load_checkpoint(model, args.weights)
     shape = (1, 3, *resolution)
-    export_onnx(model, shape, output, opset=args.opset)
+    fp32_path = output if args.precision == "fp32" else output.with_name(output.name + ".fp32.partial")
+    export_onnx(model, shape, fp32_path, opset=args.opset)
     result: dict[str, Any] = {"network": label, "output": str(output), "resolution": list(resolution),
-                              "opset": args.opset, "bytes": output.stat().st_size}
+                              "opset": args.opset, "precision": args.precision}
     if not args.no_check:
-        result["max_abs_diff"] = onnx_parity(model, output, shape)
+        result["max_abs_diff"] = onnx_parity(model, fp32_path, shape)
         result["tolerance"] = args.tolerance
+    if args.precision == "int8":
+        from latency_tables.quantize import QuantCalibration, argmax_agreement, quantize_int8
+
+        calibration = quant_calibration(args, resolution)
+        result["float_ops"] = quantize_int8(fp32_path, output, calibration.inputs(shape))
+        result["quant_calibration"] = calibration.name
+        if not args.no_check:  # on images of the validation split, not the calibration ones
+            held_out = QuantCalibration("held out", quant_images(args, resolution, split="val")).inputs(shape)
+            result["argmax_agreement_pct"] = round(100 * argmax_agreement(fp32_path, output, held_out), 2)
+        fp32_path.unlink()
+        warn_float_ops([{"float_ops": result["float_ops"]}], lambda e: label)
+    result["bytes"] = output.stat().st_size
     if args.json:
         print_json(result)
     else:
         print(f"wrote {output} ({result['bytes'] / 1e6:.1f} MB, opset {args.opset}, input 1x3x{resolution[0]}x{resolution[1]})")
         if "max_abs_diff" in result:
             print(f"onnxruntime vs torch on a random input: max abs difference {result['max_abs_diff']:.2e} "
-                  f"(tolerance {args.tolerance:g})")
+                  f"(tolerance {args.tolerance:g}" + (", the fp32 model before quantization)" if args.precision == "int8" else ")"))
+        if "argmax_agreement_pct" in result:
+            print(f"int8, calibrated on {result['quant_calibration']}: the same class as fp32 at "
+                  f"{result['argmax_agreement_pct']:.2f}% of output positions on {args.quant_images} other images")
     if result.get("max_abs_diff", 0.0) > args.tolerance:
         print(f"evit-nas: error: the ONNX model differs from torch by more than {args.tolerance:g} "
               f"(the file is kept at {output} for inspection)", file=sys.stderr)

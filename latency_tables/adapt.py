@@ -138,7 +138,8 @@ def adapt_table(
         round_started = time.monotonic()
         meta, round_results, _ = measure_networks(
             round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device, threads=threads,
-            warmup=warmup, repeats=repeats, remote=remote, export_progress=export_progress)
+            warmup=warmup, repeats=repeats, remote=remote, export_progress=export_progress,
+            precision=source.precision)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
         seconds = time.monotonic() - round_started
         # the reference's rows are per round: keep each network's row (with its round's ref_ms)
         results.update({network_id(spec): round_results[network_id(spec)] for spec in round_specs})

@@ -23,6 +23,7 @@ from search_space.records import package_version, read_csv
 from search_space.registry import model_spec
 
 from .bundle import ProfileError, export_bundle, run_locally
+from .quantize import QuantCalibration
 from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
 
@@ -112,7 +113,7 @@ def import_results(
                              "block latencies), so it cannot be extended with blocks timed here; write a new table "
                              "with another -o path, or adapt again")
         base.check(resolution=manifest["resolution"], threads=int(meta["threads"]), arch=meta["arch"],
-                   onnxruntime=meta["onnxruntime"])
+                   onnxruntime=meta["onnxruntime"], precision=manifest.get("precision", "fp32"))
         reference_ms = float(base.meta["reference"]["median_ms"])
         rows = dict(base.rows)
         networks = list(base.meta.get("calibration_networks", []))
@@ -123,6 +124,9 @@ def import_results(
         table_meta = new_table_meta(meta, resolution=manifest["resolution"], reference_ms=reference_ms,
                                     space_fingerprint=manifest.get("space_fingerprint"),
                                     coverage=manifest.get("coverage", "space"))
+        table_meta["precision"] = manifest.get("precision", "fp32")
+        if "calibration" in manifest:
+            table_meta["quantization_calibration"] = manifest["calibration"]
     for entry in manifest["entries"]:
         row = results[entry["id"]]
         factor = speed_factor(reference_ms, row)
@@ -140,6 +144,14 @@ def import_results(
             networks.append({"spec": entry["spec"], "median_ms": round(row["median_ms"] * factor, 6),
                              "raw_median_ms": round(row["median_ms"], 6)})
     table_meta["calibration_networks"] = networks
+    if manifest.get("precision", "fp32") != "fp32":
+        floating = [e["float_ops"] for e in manifest["entries"] if e.get("float_ops")]
+        totals: dict[str, int] = {}
+        for ops in floating:
+            for op, n in ops.items():
+                totals[op] = totals.get(op, 0) + n
+        table_meta["int8_float_ops"] = {"models": len(floating), "of": len(manifest["entries"]),
+                                        "ops": dict(sorted(totals.items()))}
     if base is not None and table_meta.get("coverage") != manifest.get("coverage", "space"):
         table_meta["coverage"] = "space + networks"
     table = LatencyTable(table_meta, rows, path="the new table")
@@ -173,6 +185,8 @@ class ProfilePlan:
     networks: list[ArchSpec]
     space_fingerprint: str | None
     coverage: str
+    precision: str = "fp32"
+    calibration: QuantCalibration | None = None
 
 
 def plan_profile(
@@ -183,8 +197,11 @@ def plan_profile(
     calibration_networks: int = 40,
     seed: int = 0,
     existing: LatencyTable | None = None,
+    precision: str = "fp32",
+    calibration: QuantCalibration | None = None,
 ) -> ProfilePlan:
-    """Choose the blocks and end-to-end networks to time.
+    """Choose the blocks and end-to-end networks to time, in ``precision`` (int8 networks
+    calibrated on ``calibration``).
 
     With ``blocks_from``, only those networks' blocks are timed and the networks
     themselves calibrate; otherwise every block of the space, and ``calibration_networks``
@@ -206,7 +223,9 @@ def plan_profile(
         keys = [k for k in keys if k not in existing.rows]
         done = {repr(n["spec"]) for n in existing.meta.get("calibration_networks", [])}
         networks = [n for n in networks if repr(n.to_dict()) not in done]
-    return ProfilePlan(resolution, keys, networks, fingerprint, coverage)
+    if existing is not None:
+        existing.check(precision=precision)
+    return ProfilePlan(resolution, keys, networks, fingerprint, coverage, precision, calibration)
 
 
 def export_plan(directory: str | Path, plan: ProfilePlan, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -216,7 +235,8 @@ def export_plan(directory: str | Path, plan: ProfilePlan, progress: Callable[[in
     if plan.space_fingerprint:
         info["space_fingerprint"] = plan.space_fingerprint
     return export_bundle(directory, plan.resolution, blocks=plan.blocks, networks=plan.networks,
-                         reference=reference_spec(), info=info, progress=progress)
+                         reference=reference_spec(), info=info, progress=progress, precision=plan.precision,
+                         calibration=plan.calibration)
 
 
 def measure_networks(
@@ -230,8 +250,11 @@ def measure_networks(
     repeats: int = 20,
     remote: SSHTarget | None = None,
     export_progress: Callable[[int, int], None] | None = None,
+    precision: str = "fp32",
+    calibration: QuantCalibration | None = None,
 ) -> tuple[dict, dict[str, dict[str, float]], dict]:
-    """Time whole networks end to end with the table protocol (here or over SSH).
+    """Time whole networks end to end with the table protocol (here or over SSH), in
+    ``precision`` (int8: calibrated on ``calibration``, see :mod:`.quantize`).
 
     Returns:
         (results metadata, network id -> numbers, manifest).
@@ -239,7 +262,8 @@ def measure_networks(
     if remote is not None:
         check_remote(remote)  # an unreachable device fails now, not after the export
     manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
-                             info={"purpose": "networks"}, progress=export_progress)
+                             info={"purpose": "networks"}, progress=export_progress, precision=precision,
+                             calibration=calibration)
     results = _time_bundle(manifest, Path(work_dir), device, threads, warmup, repeats, remote)
     meta, rows = read_results(results, manifest)
     return meta, rows, manifest

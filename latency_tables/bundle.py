@@ -28,6 +28,8 @@ from search_space.network import NetworkSpec, check_input_size, network_from_dic
 from search_space.records import read_manifest, write_atomic
 from search_space.spec import MAX_STRIDE, check_resolution
 
+from .quantize import PRECISIONS, QuantCalibration, float_operators, quantize_int8, unit_normal_inputs
+
 __all__ = ["BUNDLE_FORMAT", "ProfileError", "block_id", "network_id", "export_bundle", "profile_script", "load_bundle",
            "run_locally"]
 
@@ -73,6 +75,8 @@ def export_bundle(
     info: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
     opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+    calibration: QuantCalibration | None = None,
 ) -> dict:
     """Export blocks and networks to ONNX in ``directory`` and write its manifest.
 
@@ -85,10 +89,17 @@ def export_bundle(
         reference: a network timed alongside every chunk of entries, to track the
             machine's speed over the run (see ``profile.run_bundle``).
         info: extra manifest fields (space fingerprint, purpose, ...).
+        precision: "fp32", or "int8" for onnxruntime static quantization (:mod:`.quantize`):
+            each entry's ``float_ops`` names the operators left in fp32.
+        calibration: the images int8 networks are calibrated on (default: unit-normal
+            tensors, as for blocks).
 
     Returns:
         The manifest (also written as ``manifest.json``).
     """
+    if precision not in PRECISIONS:
+        raise ProfileError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    calibration = calibration or QuantCalibration.unit_normal()
     blocks, networks = list(blocks), list(networks)
     if blocks or not networks:
         check_resolution(resolution)
@@ -112,21 +123,33 @@ def export_bundle(
         ref_entry = {"id": "ref-" + network_id(reference)[4:], "type": "reference", "spec": reference.to_dict(),
                      "input_shape": [1, 3, *ref_size]}
     for number, entry in enumerate(entries + ([ref_entry] if ref_entry else []), 1):
-        entry["file"] = f"onnx/{entry['id']}.onnx"
+        entry["file"] = f"onnx/{entry['id']}.onnx" if precision == "fp32" else f"onnx/{entry['id']}.{precision}.onnx"
         path = directory / entry["file"]
         if not path.exists():
             if entry["type"] == "block":
                 module = build_block(BlockKey.from_dict(entry["key"]))
             else:
                 module = build_network(network_from_dict(entry["spec"]))
-            export_onnx(module, tuple(entry["input_shape"]), path, opset=opset)
+            fp32_path = path if precision == "fp32" else path.with_name(entry["id"] + ".fp32.onnx")
+            export_onnx(module, tuple(entry["input_shape"]), fp32_path, opset=opset)
+            if precision == "int8":
+                inputs = (calibration.inputs(entry["input_shape"]) if entry["type"] != "block"
+                          else unit_normal_inputs(entry["input_shape"]))
+                entry["float_ops"] = quantize_int8(fp32_path, path, inputs)
+                fp32_path.unlink()
+        elif precision == "int8":
+            entry["float_ops"] = float_operators(path)  # an int8 file of an interrupted export
         if progress is not None:
             progress(number, len(entries) + (ref_entry is not None))
     manifest = {
         "format": BUNDLE_FORMAT,
         "version": 1,
         "bundle_id": _digest({"ids": [e["id"] for e in entries], "opset": opset, "layout": BUNDLE_LAYOUT,
-                              "reference": None if ref_entry is None else ref_entry["id"]}),
+                              "reference": None if ref_entry is None else ref_entry["id"],
+                              **({} if precision == "fp32" else {"precision": precision,
+                                                                 "calibration": calibration.name})}),
+        "precision": precision,
+        **({} if precision == "fp32" else {"calibration": calibration.name}),
         "resolution": [height, width],
         "opset": opset,
         "package_version": records.package_version(),

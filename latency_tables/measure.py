@@ -19,6 +19,7 @@ from search_space.network import NetworkSpec, PeerSpec
 
 from .build import measure_networks, speed_factor, typical_reference_ms
 from .bundle import network_id
+from .quantize import QuantCalibration
 from .table import LatencyTable, TableError
 
 __all__ = ["MEASURE_COLUMNS", "measure", "measurement_rows", "predict_or_none"]
@@ -40,8 +41,12 @@ def measure(
     remote: Any = None,
     table: LatencyTable | None = None,
     export_progress: Any = None,
+    precision: str | None = None,
+    calibration: QuantCalibration | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1.
+    """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1, in
+    ``precision`` (default: the table's, else fp32; a table of another precision is refused;
+    int8 networks are calibrated on ``calibration``, see :mod:`.quantize`).
 
     ``measured_ms`` is the median rescaled to the device's typical speed by the reference
     network (to ``table``'s reference latency when a table is given, so it compares with
@@ -50,11 +55,20 @@ def measure(
     EfficientViT network whose blocks the table has, else None.
 
     Returns:
-        (one row per network, the timing's metadata).
+        (one row per network, the timing's metadata, with ``precision`` and, for int8, the
+        operators each network keeps in fp32 as ``float_ops``: label -> {op type: count}).
     """
-    meta, results, _ = measure_networks(
+    if table is not None:
+        table.check(precision=precision)
+    precision = precision or (table.precision if table is not None else "fp32")
+    meta, results, manifest = measure_networks(
         [s for _, s in networks], resolution, work_dir=work_dir, device=device, threads=threads, warmup=warmup,
-        repeats=repeats, remote=remote, export_progress=export_progress)
+        repeats=repeats, remote=remote, export_progress=export_progress, precision=precision, calibration=calibration)
+    meta = {**meta, "precision": precision}
+    if precision != "fp32":
+        by_id = {e["id"]: e.get("float_ops", {}) for e in manifest["entries"]}
+        meta["float_ops"] = {label: by_id[network_id(spec)] for label, spec in networks}
+        meta["calibration"] = manifest.get("calibration")
     rows = measurement_rows(networks, results, resolution, table)
     shutil.rmtree(work_dir, ignore_errors=True)
     return rows, meta

@@ -273,14 +273,27 @@ class LatencyTable:
                        f"evit-nas profile --adapt-from {self.path} --resolution {'x'.join(map(str, self.resolution))}")
         return out
 
+    @property
+    def precision(self) -> str:
+        """The deployment precision the table was measured in: "fp32" or "int8"."""
+        return str(self.meta.get("precision", "fp32"))
+
     def check(self, resolution: Any = None, threads: int | None = None, space_fingerprint: str | None = None,
-              arch: str | None = None, onnxruntime: str | None = None, force: bool = False) -> list[str]:
+              arch: str | None = None, onnxruntime: str | None = None, force: bool = False,
+              precision: str | None = None) -> list[str]:
         """Refuse a table that does not fit the request; return warnings for forced mismatches.
 
-        Resolution, space and architecture mismatches are errors. Thread count and
-        onnxruntime version mismatches are errors unless ``force``, then loud warnings.
+        Resolution, precision, space and architecture mismatches are errors (``force`` does
+        not change that). Thread count and onnxruntime version mismatches are errors unless
+        ``force``, then loud warnings.
         """
         warnings: list[str] = []
+        if precision is not None and precision != self.precision:
+            raise TableError(
+                f"{self.path} was measured in {self.precision}, not {precision}; a table of one precision is never "
+                f"used for another: build a {precision} table (`evit-nas profile --precision {precision}`) or use "
+                f"--precision {self.precision}"
+            )
         if resolution is not None and tuple(check_resolution(resolution)) != self.resolution:
             h, w = self.resolution
             raise TableError(

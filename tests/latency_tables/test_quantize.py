@@ -1,0 +1,171 @@
+"""int8 as a deployment precision: onnxruntime static quantization of exported models,
+int8 bundles and tables (never mixed with fp32), and the CLI's --precision, run for real."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from evit_nas.main import main
+from latency_tables.build import import_results, plan_profile, profile_table
+from latency_tables.bundle import export_bundle, load_bundle
+from latency_tables.quantize import QuantCalibration, argmax_agreement, float_operators, quantize_int8, unit_normal_inputs
+from latency_tables.table import LatencyTable, TableError
+from search_space.cost import export_onnx
+from search_space.registry import model_spec
+
+RES = (64, 128)
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+class ConvThenDiv(torch.nn.Module):
+    """A convolution (int8 kernel in onnxruntime) followed by x / (|x| + 1) (Div and Abs: none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.out = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.out(y / (y.abs() + 1.0))
+
+
+@pytest.fixture(scope="module")
+def conv_div(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quant")
+    torch.manual_seed(0)
+    fp32, int8 = root / "m.onnx", root / "m.int8.onnx"
+    export_onnx(ConvThenDiv().eval(), (1, 3, 16, 16), fp32)
+    floating = quantize_int8(fp32, int8, unit_normal_inputs((1, 3, 16, 16), 4))
+    return fp32, int8, floating
+
+
+def test_quantized_model_is_qdq_with_per_channel_weights(conv_div):
+    _, int8, _ = conv_div
+    graph = onnx.load(str(int8)).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("QuantizeLinear") >= 2 and ops.count("DequantizeLinear") >= 4
+    scales = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    # the first convolution's weight: one scale per output channel (8), uint8 activations
+    weight_dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0].startswith("conv.weight")]
+    assert weight_dq and scales[weight_dq[0].input[1]].shape == (8,)
+    activation_q = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert any(scales[n.input[2]].dtype == np.uint8 for n in activation_q if len(n.input) > 2 and n.input[2] in scales)
+
+
+def test_operators_without_an_int8_kernel_are_named(conv_div):
+    fp32, int8, floating = conv_div
+    assert floating == float_operators(int8)
+    assert "Div" in floating and "Conv" not in floating and "FusedConv" not in floating  # convs became QLinearConv
+    # the fp32 model, for contrast: its convolutions are float
+    assert {"Conv", "FusedConv"} & set(float_operators(fp32))
+
+
+def test_int8_outputs_track_fp32(conv_div):
+    fp32, int8, _ = conv_div
+    agreement = argmax_agreement(fp32, int8, unit_normal_inputs((1, 3, 16, 16), 3, seed=5))
+    assert 0.8 <= agreement <= 1.0
+
+
+def test_calibration_images_are_resized_to_each_input():
+    images = (np.ones((1, 3, 32, 64), np.float32), np.zeros((1, 3, 32, 64), np.float32))
+    inputs = QuantCalibration("two images", images).inputs((1, 3, 64, 128))
+    assert [x.shape for x in inputs] == [(1, 3, 64, 128)] * 2 and float(inputs[0].mean()) == pytest.approx(1.0)
+    assert [x.shape for x in QuantCalibration.unit_normal().inputs((1, 8, 4, 4))] == [(1, 8, 4, 4)] * 4
+
+
+def test_int8_bundle_records_its_precision_and_float_operators(tmp_path):
+    b0 = model_spec("efficientvit_seg_b0")
+    fp32 = export_bundle(tmp_path / "fp32", RES, networks=[b0])
+    int8 = export_bundle(tmp_path / "int8", RES, networks=[b0], precision="int8")
+    assert fp32["precision"] == "fp32" and int8["precision"] == "int8" and int8["calibration"] == "unit-normal tensors"
+    assert fp32["bundle_id"] != int8["bundle_id"]  # results of one are never imported into the other
+    [entry] = int8["entries"]
+    assert entry["file"].endswith(".int8.onnx") and (tmp_path / "int8" / entry["file"]).is_file()
+    assert not list((tmp_path / "int8" / "onnx").glob("*.fp32.onnx"))
+    assert "Resize" in entry["float_ops"]  # B0's head upsamples in float: named, not silent
+    assert load_bundle(tmp_path / "int8")["entries"][0]["float_ops"] == entry["float_ops"]
+    # an interrupted export resumes: the int8 file is kept, its float operators read again
+    again = export_bundle(tmp_path / "int8", RES, networks=[b0], precision="int8")
+    assert again["entries"][0]["float_ops"] == entry["float_ops"]
+    with pytest.raises(Exception, match="unknown precision 'int4'"):
+        export_bundle(tmp_path / "x", RES, networks=[b0], precision="int4")
+
+
+@pytest.fixture(scope="module")
+def int8_table(tmp_path_factory, space):
+    path = tmp_path_factory.mktemp("int8") / "tiny_64x128_t1_int8.csv"
+    plan = plan_profile(RES, space, calibration_networks=4, seed=0, precision="int8")
+    profile_table(path, plan, device="test-machine", threads=1, warmup=1, repeats=3)
+    return path
+
+
+def test_an_int8_table_is_int8_and_refuses_fp32_use(int8_table, tiny_table, space):
+    table = LatencyTable.load(int8_table)
+    assert table.precision == "int8" and LatencyTable.load(tiny_table).precision == "fp32"
+    assert table.meta["int8_float_ops"]["of"] >= len(table.rows) and table.calibration.networks == 4
+    assert table.predict_ms(space.sample(3)) > 0  # searched as an fp32 table is
+    with pytest.raises(TableError, match=r"measured in int8, not fp32; a table of one precision is never used"):
+        table.check(precision="fp32")
+    with pytest.raises(TableError, match="measured in fp32, not int8"):
+        plan_profile(RES, space, existing=LatencyTable.load(tiny_table), precision="int8")
+
+
+def test_int8_blocks_are_faster_than_fp32(int8_table, tiny_table):
+    """Not a timing assertion on one block: over the whole table, int8 blocks are not slower in
+    total than the same fp32 blocks by more than 2x (a sanity bound on what was timed)."""
+    int8, fp32 = LatencyTable.load(int8_table), LatencyTable.load(tiny_table)
+    shared = [k for k in int8.rows if k in fp32.rows]
+    assert len(shared) == len(int8.rows)
+    assert sum(int8.rows[k]["median_ms"] for k in shared) < 2 * sum(fp32.rows[k]["median_ms"] for k in shared)
+
+
+def test_cli_profile_measure_and_export_in_int8(int8_table, tiny_table, space_file, tmp_path, capsys):
+    # latency measure on the int8 table: int8 by default, fp32 refused
+    code, out, err = run(capsys, "latency", "measure", "--table", int8_table, "efficientvit_seg_b0", "--repeats", "2",
+                         "--warmup", "1", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["precision"] == "int8" and data["quant_calibration"] == "synthetic: 8 images"
+    assert "WARNING: int8: 1 model(s) keep operators in fp32" in err and "Resize" in err
+    code, _, err = run(capsys, "latency", "measure", "--table", int8_table, "efficientvit_seg_b0", "--precision", "fp32")
+    assert code == 2 and "measured in int8, not fp32" in err and err.count("\n") == 1
+    # profiling int8 into an fp32 table is refused, and the table is left as it was
+    before = tiny_table.read_bytes()
+    code, _, err = run(capsys, "profile", "--resolution", "64x128", "--space", space_file, "--precision", "int8",
+                       "-o", tiny_table, "--calibration", "1")
+    assert code == 2 and "measured in fp32, not int8" in err and tiny_table.read_bytes() == before
+    # export: an int8 ONNX file, its agreement with fp32 on validation images, its float operators
+    out_file = tmp_path / "b0_int8.onnx"
+    code, out, err = run(capsys, "export", "efficientvit_seg_b0", "--resolution", "64x128", "--precision", "int8",
+                         "-o", out_file, "--quant-images", "2", "--json")
+    data = json.loads(out)
+    assert code == 0 and out_file.is_file() and data["precision"] == "int8" and "Resize" in data["float_ops"]
+    assert 0 <= data["argmax_agreement_pct"] <= 100 and data["quant_calibration"] == "synthetic: 2 images"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.slow
+def test_the_device_agent_times_an_int8_bundle_unchanged(space_file, tmp_path, capsys):
+    """Export on the workstation, time with the bundle's own agent (numpy + onnxruntime), import."""
+    bundle, table = tmp_path / "bundle", tmp_path / "dev_int8.csv"
+    code, out, err = run(capsys, "profile", "--device", "dev", "--resolution", "64x128", "--space", space_file,
+                         "--calibration", "3", "--precision", "int8", "--export-only", bundle, "-o", table)
+    assert code == 0 and "WARNING: int8:" in err
+    done = subprocess.run([sys.executable, str(bundle / "profile.py"), "run", str(bundle), "-o",
+                           str(tmp_path / "results.csv"), "--repeats", "2", "--warmup", "1"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    code, out, err = run(capsys, "profile", "--import", tmp_path / "results.csv", "--bundle", bundle, "-o", table)
+    assert code == 0 and LatencyTable.load(table).precision == "int8"
+    manifest = load_bundle(bundle)
+    assert import_results(manifest, tmp_path / "results.csv").precision == "int8"

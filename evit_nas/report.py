@@ -23,6 +23,11 @@ DEMO_FEATURE_SIZES = ((64, 128), (128, 256), (256, 512))
 #: left out of the demo's comparison unless named with --compare: HRFormer-B (56M weights) alone took
 #: about 80 s of a 10-minute demo on the 2-core AMD VM
 DEMO_SKIPPED = ("hrformer_b",)
+#: the networks of the report's "Where the time goes" (onnxruntime's profiler): the report's default (B1 and B3
+#: against SegNeXt-T/S and SegFormer-B0) and the demo's (the three light ones: B3 and SegNeXt-S are profiled
+#: about 2 x (warm-up + repeats) times each, the slowest part of that section)
+BREAKDOWN = ("efficientvit_seg_b1", "efficientvit_seg_b3", "segnext_t", "segnext_s", "segformer_b0")
+DEMO_BREAKDOWN = ("efficientvit_seg_b1", "segnext_t", "segformer_b0")
 
 
 def _add_comparison(p: argparse.ArgumentParser) -> None:
@@ -41,6 +46,10 @@ def _add_comparison(p: argparse.ArgumentParser) -> None:
                    f"{' '.join(f'{h}x{w}' for h, w in FEATURE_SIZES)}; the demo: "
                    f"{' '.join(f'{h}x{w}' for h, w in DEMO_FEATURE_SIZES)})")
     g.add_argument("--no-features", action="store_true", help="leave out the feature table")
+    g.add_argument("--breakdown", nargs="+", metavar="NAME",
+                   help="networks of 'Where the time goes', each profiled with onnxruntime's profiler on this machine "
+                   f"(default: {' '.join(BREAKDOWN)}; the demo: {' '.join(DEMO_BREAKDOWN)})")
+    g.add_argument("--no-breakdown", action="store_true", help="leave out 'Where the time goes'")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -123,12 +132,16 @@ def _print_speedups(rows: list[dict[str, Any]]) -> None:
         print(f"{r['efficientvit']:<22}{r['peer']:<15}{r['dataset']:<12}{pub:>15}{here:>15}")
 
 
-def _extras(args: argparse.Namespace, default_sizes: tuple[tuple[int, int], ...]) -> dict[str, Any]:
-    """write_report's backbone and feature-table options from the command line."""
+def _extras(args: argparse.Namespace, default_sizes: tuple[tuple[int, int], ...],
+            default_breakdown: tuple[str, ...]) -> dict[str, Any]:
+    """write_report's backbone, feature-table and time-breakdown options from the command line."""
     if args.feature_resolutions is not None and len(set(args.feature_resolutions)) < 3:
         raise CLIError("--feature-resolutions: give at least 3 different sizes (the exponents are fitted over them)")
+    if args.no_breakdown and args.breakdown:
+        raise CLIError("--breakdown and --no-breakdown contradict each other; give one of them")
     sizes = () if args.no_features else tuple(args.feature_resolutions or default_sizes)
-    return {"backbones": not args.no_backbones, "feature_resolutions": sizes}
+    breakdown = () if args.no_breakdown else tuple(args.breakdown or default_breakdown)
+    return {"backbones": not args.no_backbones, "feature_resolutions": sizes, "breakdown": breakdown}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -143,7 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     summary = write_report(study, table, args.output, warmup=args.warmup, repeats=args.repeats, compare=args.compare,
                            remote=remote_target(args), progress=lambda what: Progress(what, "network"), log=say,
-                           **_extras(args, FEATURE_SIZES))
+                           **_extras(args, FEATURE_SIZES, BREAKDOWN))
     if args.json:
         print_json(summary)
         return 0
@@ -193,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     compare = args.compare or [n for n in EFFICIENTVIT + PEERS if n not in DEMO_SKIPPED]
     summary = write_report(study, table, out / "report", warmup=args.warmup, repeats=args.repeats, compare=compare,
-                           progress=lambda what: Progress(what, "network"), **_extras(args, DEMO_FEATURE_SIZES))
+                           progress=lambda what: Progress(what, "network"), **_extras(args, DEMO_FEATURE_SIZES, DEMO_BREAKDOWN))
     _print_speedups(summary["speedups"])
     print(f"\ndemo finished in {time.monotonic() - started:.0f} s; report: {summary['index']}")
     return 0

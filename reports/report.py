@@ -5,7 +5,11 @@ Figures (each ``NAME.png``, ``NAME.svg``, ``NAME.csv``):
 
 - ``published_macs``: published mIoU against published MACs (Cityscapes and ADE20K panels);
 - ``published_latency``: published mIoU against latency measured here, with the
-  published Jetson Orin speedups next to the ratios measured here (``speedups.csv``);
+  published Jetson Orin speedups next to the ratios measured here (``speedups.csv``), and
+  EfficientViT's published mobile CPU points (Snapdragon 8Gen1) against the same networks
+  measured here, as ratios within the B series (``mobile_points.csv``);
+- ``time_breakdown``: where the time goes: B1, B3, SegNeXt-T/S and SegFormer-B0 split by
+  operator category with onnxruntime's profiler (``latency_tables.explain``), on this machine;
 - ``search``: predicted latency against the proxy for every trial, feasible or not, the
   budget, the feasible Pareto front, and B0-B3 where the table covers them;
 - ``validation``: mIoU after brief training against latency, for the validated networks;
@@ -21,7 +25,8 @@ Nothing estimated is shown as measured: peers are measured here and never predic
 published numbers are labelled "published"; latencies say whether they are predicted by
 the table or measured. Measurements are cached in ``measured.csv`` in the report folder
 (and reused by a later report with the same device, resolution and threads), those at
-other input sizes in ``backbones_measured.csv`` and ``features_measured.csv``.
+other input sizes in ``backbones_measured.csv`` and ``features_measured.csv``, the time
+breakdown in ``time_breakdown.csv``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import optuna
 
+from latency_tables.explain import CATEGORIES
 from latency_tables.measure import MEASURE_COLUMNS, measure, predict_or_none
 from latency_tables.table import LatencyTable
 from nas.proxy import make_proxy
@@ -45,8 +51,8 @@ from search_space.records import atomic_path, package_version, read_csv, write_a
 from search_space.registry import default_resolution, list_models, model_datasets, model_spec
 from search_space.spec import DATASETS, SEG_DATASETS
 
-__all__ = ["SPEEDUP_PAIRS", "BACKBONES", "BACKBONE_CLAIM", "FEATURE_RESOLUTIONS", "ReportError", "comparison_networks",
-           "write_report"]
+__all__ = ["SPEEDUP_PAIRS", "BACKBONES", "BACKBONE_CLAIM", "BREAKDOWN_NETWORKS", "FEATURE_RESOLUTIONS", "ReportError",
+           "comparison_networks", "mobile_points", "time_breakdown", "write_report"]
 
 #: (EfficientViT network, peer, dataset): the paper's headline speedups, and its neighbours
 SPEEDUP_PAIRS = (
@@ -66,6 +72,11 @@ BACKBONES = ("efficientvit_cls_b1", "efficientvit_cls_b2", "efficientvit_cls_b3"
 BACKBONE_CLAIM = ("efficientvit_cls_b3", "efficientnet_b6", 2.9, 7.9, "Qualcomm Snapdragon 8Gen1 CPU")
 #: input sizes of the feature table's complexity exponents (the report's default)
 FEATURE_RESOLUTIONS = ((256, 512), (512, 1024), (1024, 2048))
+#: the networks of "Where the time goes" (the speedup table's disagreements: B1 vs SegNeXt-T, B3 vs SegNeXt-S)
+BREAKDOWN_NETWORKS = ("efficientvit_seg_b1", "efficientvit_seg_b3", "segnext_t", "segnext_s", "segformer_b0")
+#: the columns of time_breakdown.csv: ms per category of latency_tables.explain
+BREAKDOWN_COLUMNS = ("network", "resolution", "measured_ms", "profiled_total_ms",
+                     *(category.replace(" ", "_") + "_ms" for category in CATEGORIES))
 #: (warm-up, timed) visits per network and size for the feature table: its exponents need rough latencies only,
 #: and HRFormer-S takes seconds per visit at 1024x2048 on one core
 FEATURE_TIMING = (1, 5)
@@ -324,22 +335,117 @@ def validation_rows(study: optuna.Study, table: LatencyTable, measured: dict[str
     return rows
 
 
+def _ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float | None:
+    """b[key] / a[key] when both are published, else None."""
+    return b[key] / a[key] if a.get(key) and b.get(key) else None
+
+
 def speedups(measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Published Jetson Orin speedups next to the ratios measured here."""
+    """Published Jetson Orin speedups (and mobile CPU speedups, where both networks of a
+    pair have a published mobile point, each at its own input size) next to the ratios
+    measured here."""
     rows, numbers = [], published()
     for ours, peer, dataset in SPEEDUP_PAIRS:
         pub = {r["model"]: r for r in numbers if r["dataset"] == dataset}
         a, b = pub.get(ours, {}), pub.get(peer, {})
-        orin = (b["latency_orin_ms"] / a["latency_orin_ms"]) if a.get("latency_orin_ms") and b.get("latency_orin_ms") else None
+        orin, mobile = _ratio(a, b, "latency_orin_ms"), _ratio(a, b, "latency_mobile_ms")
         ma, mb = measured.get(f"{ours}@{dataset}"), measured.get(f"{peer}@{dataset}")
         here = mb["measured_ms"] / ma["measured_ms"] if ma and mb else None
         rows.append({"efficientvit": ours, "peer": peer, "dataset": dataset,
                      "published_orin_speedup": None if orin is None else round(orin, 2),
+                     "published_mobile_speedup": None if mobile is None else round(mobile, 2),
                      "measured_speedup_here": None if here is None else round(here, 2),
                      "efficientvit_ms_here": ma and round(ma["measured_ms"], 2),
                      "peer_ms_here": mb and round(mb["measured_ms"], 2),
                      "miou_efficientvit": a.get("miou"), "miou_peer": b.get("miou")})
     return rows
+
+
+def _pixels(resolution_hw: str) -> int:
+    height, width = (int(v) for v in resolution_hw.split("x"))
+    return height * width
+
+
+def mobile_points(measured: dict[str, dict[str, Any]], resolution: str) -> list[dict[str, Any]]:
+    """EfficientViT's published mobile CPU points (``latency_mobile_ms`` of published.csv)
+    next to the same networks measured here at ``resolution``, as ratios within the B
+    series of each dataset (to its smallest network with a point): the published ratio as
+    published (each network at its own input size), the published ratio per pixel (each
+    latency over its input's pixel count first: latency taken as linear in pixels), and
+    the ratio measured here (empty where a network was not measured)."""
+    rows = []
+    for dataset in SEG_DATASETS:
+        points = [r for r in published() if r["dataset"] == dataset and r["model"] in EFFICIENTVIT
+                  and r["latency_mobile_ms"] is not None]
+        if not points:
+            continue
+        ref = points[0]
+        ref_here = measured.get(f"{ref['model']}@{dataset}")
+        for r in points:
+            here = measured.get(f"{r['model']}@{dataset}")
+            per_pixel = (r["latency_mobile_ms"] / _pixels(r["mobile_resolution_hw"])) / (
+                ref["latency_mobile_ms"] / _pixels(ref["mobile_resolution_hw"]))
+            rows.append({
+                "network": r["model"], "dataset": dataset, "mobile_resolution": r["mobile_resolution_hw"],
+                "published_mobile_ms": r["latency_mobile_ms"], "reference": ref["model"],
+                "published_ratio": round(r["latency_mobile_ms"] / ref["latency_mobile_ms"], 2),
+                "published_ratio_per_pixel": round(per_pixel, 2),
+                "measured_ms_here": here and round(here["measured_ms"], 2), "measured_resolution": resolution,
+                "measured_ratio_here": round(here["measured_ms"] / ref_here["measured_ms"], 2) if here and ref_here
+                else None,
+                "mobile_device": r["mobile_device"], "mobile_source": r["mobile_source"]})
+    return rows
+
+
+def _category_column(category: str) -> str:
+    return category.replace(" ", "_") + "_ms"  # as in BREAKDOWN_COLUMNS
+
+
+def time_breakdown(path: Path, names: Sequence[str], resolution: tuple[int, int], device: str, threads: int,
+                   warmup: int, repeats: int, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict]:
+    """Where the time of each of ``names`` (Cityscapes configuration) goes at ``resolution``
+    on this machine: ``latency_tables.explain.explain`` per network, its categories' ms in
+    one row each (they sum to ``profiled_total_ms``, the median per run of all node times),
+    with ``measured_ms`` (median wall clock of a plain session) and ``coverage`` (their
+    ratio). Rows already in ``path`` (same device, threads and resolution, every category)
+    are reused; the others are profiled and the file is written again.
+
+    Returns:
+        (one row per network, in the order of ``names``; the file's metadata).
+
+    Raises:
+        ReportError: ``path`` holds another device's, thread count's or resolution's rows.
+        ProfileError: onnxruntime's profile could not be read.
+    """
+    from latency_tables.explain import explain
+
+    size = "x".join(map(str, resolution))
+    meta, rows = _read_measured(path, device, threads, size)
+    columns = [_category_column(c) for c in CATEGORIES]
+    done = {r["network"]: r for r in rows if all(r.get(c) is not None for c in columns)}
+    todo = [n for n in names if n not in done]
+    if todo:
+        log(f"profiling {len(todo)} network(s) with onnxruntime's profiler at {size}, {threads} thread(s) "
+            f"({len(names) - len(todo)} reused from {path})")
+        for name in todo:
+            result = explain(model_spec(name, "cityscapes"), tuple(resolution), threads=threads, warmup=warmup,
+                             repeats=repeats, name=name)
+            by_category = {r["category"]: r["ms"] for r in result["by_category"]}
+            done[name] = {"network": name, "resolution": size, "measured_ms": result["measured_ms"],
+                          "profiled_total_ms": result["profiled_total_ms"],
+                          **{_category_column(c): by_category.get(c, 0.0) for c in CATEGORIES}}
+            meta = {"device": device, "resolution": size, "threads": threads, "cpu": result["cpu"],
+                    "arch": result["arch"], "onnxruntime": result["onnxruntime"], "warmup": warmup,
+                    "repeats": repeats, "method": "latency_tables.explain (onnxruntime profiler)",
+                    "package_version": package_version(),
+                    "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        write_csv(path, BREAKDOWN_COLUMNS, list(done.values()), meta)
+    out = []
+    for name in names:
+        row = dict(done[name])
+        row["coverage"] = round(row["profiled_total_ms"] / row["measured_ms"], 3)
+        out.append(row)
+    return out, meta
 
 
 # --------------------------------------------------------------------- figures
@@ -420,6 +526,37 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
     write_csv(out_dir / "published_latency.csv", ("family", "model", "dataset", "miou", "measured_ms", "p10_ms",
                                                    "p90_ms", "measured_resolution", "latency_orin_ms", "source"), rows)
     return rows
+
+
+def _display_name(name: str) -> str:
+    """efficientvit_seg_b1 -> EfficientViT-B1, segnext_t -> SegNeXt-T (other names as they are)."""
+    for prefix, family in (("efficientvit_seg_", "EfficientViT"), ("segformer_", "SegFormer"), ("segnext_", "SegNeXt"),
+                           ("hrformer_", "HRFormer")):
+        if name.startswith(prefix):
+            return f"{family}-{name[len(prefix):].upper()}"
+    return name
+
+
+def figure_time_breakdown(out_dir: Path, rows: list[dict[str, Any]], device: str) -> None:
+    """Stacked bars of each network's time per category: ms (left) and shares (right)."""
+    plt = _plt()
+    colors = plt.get_cmap("tab10").colors
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(rows) + 2.2), sharey=True)
+    labels = [_display_name(r["network"]) for r in rows]
+    for ax, share in zip(axes, (False, True)):
+        left = [0.0] * len(rows)
+        for category, color in zip(CATEGORIES, colors):
+            values = [r[_category_column(category)] / (r["profiled_total_ms"] if share else 1) for r in rows]
+            ax.barh(labels, values, left=left, color=color, label=category, edgecolor="white", lw=0.5)
+            left = [a + b for a, b in zip(left, values)]
+        ax.set(xlabel="share of the profiled node time" if share else "ms per run (onnxruntime's profiler)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()
+    axes[1].set_xlim(0, 1)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    size = rows[0]["resolution"] if rows else ""
+    fig.suptitle(f"Where the time goes at {size}, batch 1, on {device}")
+    _save(fig, out_dir, "time_breakdown")
 
 
 def figure_backbones(out_dir: Path, rows: list[dict[str, Any]], device: str) -> None:
@@ -543,6 +680,54 @@ def _figure_html(name: str, title: str, caption: str, extra: str = "") -> str:
             f"{extra}</section>")
 
 
+def _mobile_html(rows: list[dict[str, Any]], resolution: str) -> str:
+    """The published mobile points against measurements here (see :func:`mobile_points`)."""
+    if not rows:
+        return ""
+    device = html.escape(str(rows[0]["mobile_device"]))
+    peers = "" if any(r["latency_mobile_ms"] for r in published() if r["model"] in PEERS) else (
+        "published.csv holds no mobile point of SegFormer or SegNeXt (none was found as numbers with a source), so "
+        "the speedup table above has no mobile column. ")
+    return ("<h3>Published mobile points: EfficientViT B0-B3 on a Snapdragon 8Gen1 CPU, and here</h3>"
+            + _table_html(rows, ("network", "dataset", "mobile_resolution", "published_mobile_ms", "reference",
+                                 "published_ratio", "published_ratio_per_pixel", "measured_ms_here",
+                                 "measured_ratio_here"))
+            + f"<p>Mobile latency as published ({device}; the first EfficientViT README's tables), each network at "
+            f"its own input size (<i>mobile_resolution</i>). {peers}The B series is compared with itself: <i>published_ratio</i> is a network's published latency over the "
+            "<i>reference</i>'s, <i>published_ratio_per_pixel</i> divides each by its input's pixel count first "
+            "(latency taken as linear in pixels), and <i>measured_ratio_here</i> is the same ratio measured here at "
+            f"{html.escape(resolution)} (empty: not measured; see --compare). "
+            '<a href="mobile_points.csv">mobile_points.csv</a></p>')
+
+
+def _breakdown_html(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The "Where the time goes" section: figure, caption and a table of ms (share) per category."""
+    shown = [c for c in CATEGORIES if any(r[_category_column(c)] > 0 for r in rows)]
+    table = []
+    for r in rows:
+        total = r["profiled_total_ms"]
+        table.append({"network": r["network"], "measured_ms": f"{r['measured_ms']:.2f}",
+                      "profiled_ms": f"{total:.2f}", "coverage": f"{r['coverage']:.0%}",
+                      **{c: f"{r[_category_column(c)]:.2f} ({r[_category_column(c)] / total:.0%})" for c in shown}})
+    caption = (
+        f"Each network's time split by operator category with onnxruntime's profiler "
+        f"(<code>evit-nas latency explain</code>) on {html.escape(str(meta.get('device')))} "
+        f"({html.escape(str(meta.get('cpu')))}), onnxruntime {html.escape(str(meta.get('onnxruntime')))}, "
+        f"{meta.get('threads')} thread(s), batch 1, at {html.escape(str(meta.get('resolution')))}, median of "
+        f"{meta.get('repeats')} profiled runs after {meta.get('warmup')} warm-up; Cityscapes configurations, random "
+        "weights. Left: ms per run; right: shares of the profiled node time. onnxruntime fuses a convolution's "
+        "BatchNorm (and some activations) into it, so their time counts as convolution; LayerNorm stays "
+        "normalisation.")
+    return _figure_html(
+        "time_breakdown", "Where the time goes", caption,
+        _table_html(table, ("network", "measured_ms", "profiled_ms", "coverage", *shown))
+        + "<p>Cells: ms per run (share of <i>profiled_ms</i>). <i>measured_ms</i>: median wall clock of a plain "
+        "session (no profiler) run in turn with the profiled one; <i>profiled_ms</i>: median per run of the "
+        "profiler's node times, which the categories add up to; <i>coverage</i>: their ratio (below 100%: time "
+        "between nodes; above: the profiled session runs slower than the plain one, the profiler's own cost). "
+        "Categories with no time in any network are left out.</p>")
+
+
 def write_page(out_dir: Path, meta: dict[str, Any], parts: list[str]) -> Path:
     info = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     page = f"""<!DOCTYPE html>
@@ -564,17 +749,27 @@ their sources; latencies say whether they are predicted by the latency table or 
 def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, *, warmup: int = 2, repeats: int = 10,
                  compare: Sequence[str] | None = None, remote: Any = None, backbones: bool = True,
                  feature_resolutions: Sequence[tuple[int, int]] = FEATURE_RESOLUTIONS,
+                 breakdown: Sequence[str] = BREAKDOWN_NETWORKS,
                  progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
 
     ``compare`` limits the measured comparison networks (default: B0-B3 and every peer);
     ``remote`` (a ``latency_tables.remote.SSHTarget``) measures on the table's device over SSH;
     ``backbones`` adds the ImageNet backbone claim; ``feature_resolutions`` (at least 3 sizes;
-    empty: no feature table) are the sizes of the feature table's complexity exponents.
+    empty: no feature table) are the sizes of the feature table's complexity exponents;
+    ``breakdown`` names the networks of "Where the time goes" (onnxruntime's profiler, on
+    this machine only: left out with ``remote``; empty: no such section).
+
+    Raises:
+        ReportError: a bad option, or a study, table or report folder that does not fit.
     """
     if feature_resolutions and len(set(map(tuple, feature_resolutions))) < 3:
         raise ReportError(f"the feature table fits exponents over at least 3 input sizes; got "
                           f"{' '.join('x'.join(map(str, r)) for r in feature_resolutions)}")
+    unknown = [n for n in breakdown if n not in EFFICIENTVIT + PEERS]
+    if unknown:
+        raise ReportError(f"cannot break down the time of {', '.join(unknown)}; choose among "
+                          f"{', '.join(EFFICIENTVIT + PEERS)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = study.user_attrs
@@ -612,7 +807,17 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     predictor = figure_predictor(out_dir, [r for r in rows if r["kind"] == "efficientvit"])
     ratios = speedups(measured)
     write_csv(out_dir / "speedups.csv", tuple(ratios[0]), ratios)
+    mobile = mobile_points(measured, resolution)
+    write_csv(out_dir / "mobile_points.csv", tuple(mobile[0]), mobile)
     threads, device = int(table.meta["threads"]), table.meta["device"]
+    breakdown_part, breakdown_rows = "", []
+    if breakdown and remote is not None:
+        log("leaving out 'Where the time goes': onnxruntime's profiler runs on this machine only, not over --remote")
+    elif breakdown:
+        breakdown_rows, breakdown_meta = time_breakdown(out_dir / "time_breakdown.csv", list(dict.fromkeys(breakdown)),
+                                                        table.resolution, device, threads, warmup, repeats, log)
+        figure_time_breakdown(out_dir, breakdown_rows, device)
+        breakdown_part = _breakdown_html(breakdown_rows, breakdown_meta)
     extra_parts = []
     backbone_claim: list[dict[str, Any]] = []
     if backbones:
@@ -665,6 +870,10 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
             "proxy": proxy_name, "trials": len(trials), "package_version": package_version(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     feasible = sum(t["feasible"] for t in trials)
+    # the mobile column only where a pair has published mobile points (no peer has one yet)
+    mobile_column = ("published_mobile_speedup",) if any(r["published_mobile_speedup"] for r in ratios) else ()
+    speedup_columns = ("efficientvit", "peer", "dataset", "published_orin_speedup", *mobile_column,
+                       "measured_speedup_here", "efficientvit_ms_here", "peer_ms_here")
     front_size = sum(t["on_front"] for t in trials)
     parts = [
         _figure_html("published_macs", "Published mIoU against MACs",
@@ -675,8 +884,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                      f"({html.escape(str(meta['cpu']))}) with onnxruntime, {meta['threads']} thread(s), batch 1, at "
                      f"{resolution} (not the papers' resolutions). Peers are measured, never predicted.",
                      "<h3>Speedups: published (Jetson AGX Orin, TensorRT fp16, full resolution) and measured here</h3>"
-                     + _table_html(ratios, ("efficientvit", "peer", "dataset", "published_orin_speedup",
-                                            "measured_speedup_here", "efficientvit_ms_here", "peer_ms_here"))),
+                     + _table_html(ratios, speedup_columns) + _mobile_html(mobile, resolution)),
+        *([breakdown_part] if breakdown_part else []),
         _figure_html("search", "Search",
                      f"Predicted latency (latency table) against the proxy ({html.escape(proxy_name)}) for all "
                      f"{len(trials)} completed trials: {feasible} within the {meta['budget_ms']} ms budget, "
@@ -693,4 +902,5 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     ]
     page = write_page(out_dir, meta, parts)
     return {"index": str(page), "speedups": ratios, "predictor": predictor, "validated": len(validation),
-            "trials": len(trials), "measured": len(rows), "backbone_claim": backbone_claim, "features": features}
+            "trials": len(trials), "measured": len(rows), "backbone_claim": backbone_claim, "features": features,
+            "mobile_points": mobile, "time_breakdown": breakdown_rows}

@@ -81,7 +81,8 @@ PEERS: tuple[str, ...] = tuple(name for _, _, members in _FAMILIES.values() for 
 CLASSIFIERS: tuple[str, ...] = tuple(name for _, members in _CLASSIFIER_FAMILIES.values() for name in members)
 
 #: Columns of published.csv that hold text; every other column is a number or empty.
-_TEXT_COLUMNS = frozenset({"family", "model", "dataset", "resolution_hw", "source"})
+_TEXT_COLUMNS = frozenset({"family", "model", "dataset", "resolution_hw", "source", "mobile_resolution_hw",
+                           "mobile_device", "mobile_source"})
 
 
 def build_peer(name: str, num_classes: int) -> Any:
@@ -108,9 +109,16 @@ def published(name: str | None = None) -> list[dict[str, str | float | None]]:
     """Rows of ``published.csv`` (any family, EfficientViT included) for model ``name``, or
     all rows when ``name`` is None; an empty list for a model with no published row.
 
-    Text columns (family, model, dataset, resolution_hw, source) stay strings; the
-    numbers (miou, params_m, macs_g, latency_orin_ms, latency_nano_ms, a100_img_s, top1: ImageNet top-1 %) are
-    floats, or None where the source publishes none.
+    Text columns (family, model, dataset, resolution_hw, source, and the mobile point's
+    mobile_resolution_hw, mobile_device, mobile_source) stay strings, empty where there is no
+    mobile point; the numbers (miou, params_m, macs_g, latency_orin_ms, latency_nano_ms,
+    a100_img_s, top1: ImageNet top-1 %, latency_mobile_ms) are floats, or None where the
+    source publishes none.
+
+    ``latency_mobile_ms`` is a published on-device point of its own: batch 1 on
+    ``mobile_device`` at ``mobile_resolution_hw`` (for EfficientViT B0-B3 the first
+    README's sizes, not always ``resolution_hw``), cited by ``mobile_source``; the row's
+    other numbers are at ``resolution_hw`` and cited by ``source``.
     """
     text = resources.files(__name__).joinpath("published.csv").read_text(encoding="utf-8")
     rows = [_parse(row) for row in parse_csv(text, "published.csv")[1]]

@@ -13,16 +13,20 @@ import pytest
 from latency_tables import LatencyTable
 from evit_nas.main import main
 from nas.search import load_study, run_search, trial_result
+from evit_nas.report import BREAKDOWN as CLI_BREAKDOWN
 from evit_nas.report import FEATURE_SIZES as CLI_FEATURE_SIZES
+from latency_tables.explain import CATEGORIES
 from reports.features import FEATURE_NETWORKS, MULTI_SCALE
-from reports.report import BACKBONES, FEATURE_RESOLUTIONS, SPEEDUP_PAIRS, comparison_networks, study_trials
+from reports.report import (BACKBONES, BREAKDOWN_COLUMNS, BREAKDOWN_NETWORKS, FEATURE_RESOLUTIONS, SPEEDUP_PAIRS,
+                            comparison_networks, study_trials)
 from search_space.cost import count_macs
 from search_space.registry import list_models, model_spec
 from search_space.peers import published
 
-FIGURES = ("published_macs", "published_latency", "search", "validation", "latency_predictor", "backbones")
+FIGURES = ("published_macs", "published_latency", "time_breakdown", "search", "validation", "latency_predictor",
+           "backbones")
 #: tables without a figure, linked from the page
-TABLES = ("backbone_claim.csv", "features.csv")
+TABLES = ("mobile_points.csv", "backbone_claim.csv", "features.csv")
 #: small sizes keep the test quick; the report's default is 256x512 512x1024 1024x2048
 FEATURE_SIZES = ["--feature-resolutions", "64x128", "128x256", "256x512"]
 COMPARE = ["efficientvit_seg_b0", "efficientvit_seg_b1", "segformer_b0", "segnext_t"]
@@ -101,6 +105,54 @@ def test_latencies_are_measured_here_for_the_compared_networks_only(report):
     here = float(measured["segnext_t@cityscapes"]["measured_ms"]) / float(measured["efficientvit_seg_b1@cityscapes"]["measured_ms"])
     assert float(b1["measured_speedup_here"]) == pytest.approx(here, abs=0.01)
     assert speedups[("efficientvit_seg_b2", "segformer_b3", "cityscapes")]["measured_speedup_here"] == ""  # not measured
+    # the mobile column: the published ratio where both networks have a mobile point (no peer has one yet)
+    points = {(r["model"], r["dataset"]): r["latency_mobile_ms"] for r in published()}
+    for (ours, peer, dataset), row in speedups.items():
+        a, b = points.get((ours, dataset)), points.get((peer, dataset))
+        assert (float(row["published_mobile_speedup"]) if row["published_mobile_speedup"] else None) == (
+            round(b / a, 2) if a and b else None)
+
+
+@pytest.mark.slow
+def test_the_published_mobile_points_sit_beside_the_b_series_measured_here(report):
+    rows = {(r["network"], r["dataset"]): r for r in _rows(report / "mobile_points.csv")}
+    pub = {(r["model"], r["dataset"]): r for r in published() if r["latency_mobile_ms"] and r["dataset"] != "imagenet"}
+    assert set(rows) == set(pub) and len(rows) == 7
+    for key, row in rows.items():
+        assert float(row["published_mobile_ms"]) == pub[key]["latency_mobile_ms"]
+        assert row["mobile_resolution"] == pub[key]["mobile_resolution_hw"] and row["mobile_source"]
+    b0, b1 = rows[("efficientvit_seg_b0", "cityscapes")], rows[("efficientvit_seg_b1", "cityscapes")]
+    assert b1["reference"] == "efficientvit_seg_b0" and float(b1["published_ratio"]) == 4.1  # 0.82 s / 0.20 s
+    # per pixel: B1 ran at 896x1792, B0 at 960x1920
+    assert float(b1["published_ratio_per_pixel"]) == pytest.approx(4.1 * (960 * 1920) / (896 * 1792), abs=0.01)
+    measured = {r["name"]: float(r["measured_ms"]) for r in _rows(report / "measured.csv")}
+    here = measured["efficientvit_seg_b1@cityscapes"] / measured["efficientvit_seg_b0@cityscapes"]
+    assert float(b1["measured_ratio_here"]) == pytest.approx(here, abs=0.01) and float(b0["measured_ratio_here"]) == 1
+    assert rows[("efficientvit_seg_b3", "cityscapes")]["measured_ratio_here"] == ""  # B3 not in --compare
+    assert rows[("efficientvit_seg_b2", "ade20k")]["reference"] == "efficientvit_seg_b1"
+
+
+@pytest.mark.slow
+def test_where_the_time_goes_has_one_row_per_network_adding_up_to_the_profiled_total(report):
+    with open(report / "time_breakdown.csv") as handle:
+        meta = dict(line[2:].split(": ", 1) for line in handle.read().splitlines() if line.startswith("# "))
+    assert json.loads(meta["resolution"]) == "64x128" and json.loads(meta["threads"]) == 1
+    assert json.loads(meta["repeats"]) == 2 and json.loads(meta["onnxruntime"])
+    rows = _rows(report / "time_breakdown.csv")
+    assert tuple(rows[0]) == BREAKDOWN_COLUMNS
+    assert [r["network"] for r in rows] == list(BREAKDOWN_NETWORKS)
+    for row in rows:
+        parts = [float(row[c.replace(" ", "_") + "_ms"]) for c in CATEGORIES]
+        total = float(row["profiled_total_ms"])
+        assert min(parts) >= 0 and sum(parts) == pytest.approx(total, rel=1e-6)
+        assert 0.5 < total / float(row["measured_ms"]) < 2  # the nodes account for the wall clock, roughly
+        assert row["resolution"] == "64x128"
+    by_name = {r["network"]: r for r in rows}
+    assert float(by_name["efficientvit_seg_b1"]["resize_ms"]) > 0  # the head's upsampling
+    assert float(by_name["segformer_b0"]["normalisation_ms"]) > 0  # LayerNorm is not fused away
+    html = (report / "index.html").read_text()
+    assert '<section id="time_breakdown"><h2>Where the time goes</h2>' in html
+    assert html.index('id="published_latency"') < html.index('id="time_breakdown"') < html.index('id="search"')
 
 
 @pytest.mark.slow
@@ -137,13 +189,16 @@ def test_search_and_validation_tables_follow_the_study(report, validated):
 @pytest.mark.slow
 def test_a_second_report_reuses_the_measurements(report, validated, capsys):
     before = (report / "measured.csv").read_bytes()
+    breakdown = (report / "time_breakdown.csv").read_bytes()
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(report), "--compare", *COMPARE,
                  *TIMING, *FEATURE_SIZES, "--json"]) == 0
     captured = capsys.readouterr()
-    assert "measuring" not in captured.err
+    assert "measuring" not in captured.err and "profiling" not in captured.err
     summary = json.loads(captured.out)
     assert summary["index"] == str(report / "index.html") and summary["validated"] == 3
     assert (report / "measured.csv").read_bytes() == before
+    assert (report / "time_breakdown.csv").read_bytes() == breakdown
+    assert [r["network"] for r in summary["time_breakdown"]] == list(BREAKDOWN_NETWORKS)
 
 
 @pytest.mark.slow
@@ -184,6 +239,7 @@ def features_of(report):
 
 def test_the_cli_feature_sizes_are_the_reports():
     assert CLI_FEATURE_SIZES == FEATURE_RESOLUTIONS
+    assert CLI_BREAKDOWN == BREAKDOWN_NETWORKS
 
 
 @pytest.mark.slow
@@ -238,6 +294,8 @@ def test_report_errors_are_one_line(validated, tmp_path, capsys):
         (["--study", "nope"], "no study 'nope'"),
         (["--study", "r", "--compare", "segformer_b9"], "cannot compare with segformer_b9"),
         (["--study", "r", "--table", str(tmp_path / "missing.csv")], "is not here; give it with --table"),
+        (["--study", "r", "--breakdown", "segformer_b9"], "cannot break down the time of segformer_b9"),
+        (["--study", "r", "--breakdown", "segnext_t", "--no-breakdown"], "contradict each other"),
     ]
     for extra, message in cases:
         assert main(["report", "--storage", str(validated), "-o", str(out), *extra]) == 2

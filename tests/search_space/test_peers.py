@@ -155,3 +155,32 @@ def test_published_rows_parse_numbers_for_every_family():
         for key in ("miou", "params_m", "macs_g", "latency_orin_ms", "latency_nano_ms", "a100_img_s", "top1"):
             assert row[key] is None or isinstance(row[key], float)
     assert published("no_such_model") == []
+
+
+#: the first EfficientViT README's Snapdragon 8Gen1 CPU points: (model, dataset) -> (ms, input size)
+MOBILE_POINTS = {
+    ("efficientvit_seg_b0", "cityscapes"): (200.0, "960x1920"),
+    ("efficientvit_seg_b1", "cityscapes"): (820.0, "896x1792"),
+    ("efficientvit_seg_b2", "cityscapes"): (3100.0, "1024x2048"),
+    ("efficientvit_seg_b3", "cityscapes"): (10000.0, "1184x2368"),
+    ("efficientvit_seg_b1", "ade20k"): (100.0, "480x480"),
+    ("efficientvit_seg_b2", "ade20k"): (210.0, "416x416"),
+    ("efficientvit_seg_b3", "ade20k"): (800.0, "512x512"),
+}
+
+
+def test_published_mobile_points_parse_and_carry_their_source():
+    rows = published()
+    seg = {(r["model"], r["dataset"]): r for r in rows if r["family"] == "EfficientViT" and r["latency_mobile_ms"]}
+    assert {key: (r["latency_mobile_ms"], r["mobile_resolution_hw"]) for key, r in seg.items()} == MOBILE_POINTS
+    for row in rows:
+        if row["latency_mobile_ms"] is None:  # no mobile point: the other mobile cells are empty too
+            assert row["mobile_resolution_hw"] == row["mobile_device"] == row["mobile_source"] == ""
+            continue
+        assert isinstance(row["latency_mobile_ms"], float)
+        assert row["mobile_device"].startswith("Qualcomm Snapdragon 8Gen1 CPU") and "fp32" in row["mobile_device"]
+        assert row["mobile_source"].startswith("mit-han-lab/efficientvit README.md, first version")
+        h, w = (int(v) for v in row["mobile_resolution_hw"].split("x"))
+        assert h % 32 == 0 and w % 32 == 0
+    (b3_288,) = [r for r in published("efficientvit_cls_b3") if r["resolution_hw"] == "288x288"]
+    assert b3_288["latency_mobile_ms"] == 228.0 and b3_288["mobile_resolution_hw"] == "288x288"

@@ -134,6 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_timing(q)
     add_json(q, "print the whole explanation as JSON")
     q.add_argument("--csv", metavar="FILE", help="write the operator-type rows to this CSV (metadata as # lines)")
+    q.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="fp32, or int8 quantized as `--precision int8` does (calibrated on unit-normal inputs: the "
+                   "scales change, the kernels and their times do not) (default: fp32)")
     add_force(q, "replace an existing --csv file")
     q.set_defaults(func=cmd_latency_explain)
 
@@ -420,10 +423,12 @@ def cmd_latency_explain(args: argparse.Namespace) -> int:
     output = Path(args.csv) if args.csv else None
     if output is not None:
         refuse_existing(output, args.force, "--csv path")
-    print(f"explaining {label} at {height}x{width}, batch 1, {args.threads} thread(s): {args.warmup} warm-up and "
+    print(f"explaining {label} at {height}x{width}, batch 1, {args.precision}, {args.threads} thread(s): {args.warmup} warm-up and "
           f"{args.repeats} timed runs, plain and with onnxruntime's profiler in turn", file=sys.stderr)
     result = explain(spec, (height, width), threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-                     name=label, block_depth=args.block_depth)
+                     name=label, block_depth=args.block_depth, precision=args.precision)
+    if result["float_ops"]:
+        warn_float_ops([{"float_ops": result["float_ops"]}], lambda e: label)
     if output is not None:
         info = {k: result[k] for k in ("network", "resolution", "threads", "warmup", "repeats", "measured_ms",
                                         "profiled_total_ms", "coverage", "onnxruntime", "cpu", "arch")}

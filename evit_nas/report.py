@@ -50,6 +50,11 @@ def _add_comparison(p: argparse.ArgumentParser) -> None:
                    help="networks of 'Where the time goes', each profiled with onnxruntime's profiler on this machine "
                    f"(default: {' '.join(BREAKDOWN)}; the demo: {' '.join(DEMO_BREAKDOWN)})")
     g.add_argument("--no-breakdown", action="store_true", help="leave out 'Where the time goes'")
+    g.add_argument("--precision", choices=("fp32", "int8"),
+                   help="the deployment precision the networks are measured in: the table's (a table of another "
+                   "precision is refused; build one with `evit-nas profile --precision`)")
+    g.add_argument("--no-int8-fidelity", action="store_true",
+                   help="with an int8 table: leave out how far each network's int8 output strays from fp32")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -141,7 +146,8 @@ def _extras(args: argparse.Namespace, default_sizes: tuple[tuple[int, int], ...]
         raise CLIError("--breakdown and --no-breakdown contradict each other; give one of them")
     sizes = () if args.no_features else tuple(args.feature_resolutions or default_sizes)
     breakdown = () if args.no_breakdown else tuple(args.breakdown or default_breakdown)
-    return {"backbones": not args.no_backbones, "feature_resolutions": sizes, "breakdown": breakdown}
+    return {"backbones": not args.no_backbones, "feature_resolutions": sizes, "breakdown": breakdown,
+            "fidelity": not args.no_int8_fidelity}
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -152,6 +158,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     study = load_study(args.storage, args.study)
     table = _study_table(args, study)
+    table.check(precision=args.precision)
     warn_about_table(table, remote_target(args))
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     summary = write_report(study, table, args.output, warmup=args.warmup, repeats=args.repeats, compare=args.compare,

@@ -44,13 +44,14 @@ from search_space.network import NetworkSpec, check_input_size
 from search_space.records import cpu_model, session_options
 
 from .bundle import ProfileError
+from .quantize import quantize_int8, unit_normal_inputs
 
 __all__ = ["CATEGORIES", "DEFAULT_BLOCK_DEPTH", "OP_TYPE_COLUMNS", "block_of", "categorise", "explain",
            "explain_trace"]
 
 #: the categories, in the order a table lists them when their times tie
 CATEGORIES = ("depthwise conv", "pointwise conv", "other conv", "matmul", "resize", "normalisation", "activation",
-              "elementwise", "data movement", "other")
+              "elementwise", "data movement", "quantize", "other")
 #: module path components that name a block (backbone/stages.2/op_list.1)
 DEFAULT_BLOCK_DEPTH = 3
 #: the columns of ``--csv`` (one row per operator type)
@@ -59,7 +60,7 @@ OP_TYPE_COLUMNS = ("op_type", "time_ms", "share", "nodes")
 #: convolutions, plain and fused (the NCHWc kernels run as "Conv" in their own domain)
 CONV_OPS = frozenset({"Conv", "FusedConv", "NhwcConv", "NhwcFusedConv", "QLinearConv", "ConvInteger"})
 _OTHER_CONV = frozenset({"ConvTranspose", "DeformConv"})
-_MATMUL = frozenset({"MatMul", "Gemm", "Einsum", "FusedMatMul", "FusedGemm", "MatMulInteger", "QLinearMatMul",
+_MATMUL = frozenset({"MatMul", "Gemm", "Einsum", "FusedMatMul", "FusedGemm", "MatMulInteger", "QLinearMatMul", "QGemm",
                      "MatMulNBits", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Attention",
                      "MultiHeadAttention"})
 _RESIZE = frozenset({"Resize", "Upsample"})
@@ -69,19 +70,22 @@ _NORMALISATION = frozenset({"BatchNormalization", "LayerNormalization", "Instanc
                             "GroupNorm", "EmbedLayerNormalization"})
 _ACTIVATION = frozenset({"Relu", "HardSwish", "HardSigmoid", "Sigmoid", "Gelu", "FastGelu", "BiasGelu", "QuickGelu",
                          "Erf", "Softmax", "LogSoftmax", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Clip",
-                         "Softplus", "Softsign", "Mish", "Swish", "ThresholdedRelu", "BiasSoftmax"})
+                         "Softplus", "Softsign", "Mish", "Swish", "ThresholdedRelu", "BiasSoftmax", "QLinearSigmoid",
+                         "QLinearLeakyRelu", "QLinearSoftmax"})
 _ELEMENTWISE = frozenset({"Add", "Mul", "Div", "Sub", "Pow", "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Log",
                           "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "Not", "And", "Or",
-                          "Floor", "Ceil", "Round", "Sign", "Mod", "BiasAdd", "BitShift"})
+                          "Floor", "Ceil", "Round", "Sign", "Mod", "BiasAdd", "BitShift", "QLinearAdd", "QLinearMul"})
+#: int8 models: conversions between float and int8 (the int8 kernels themselves count with their kind)
+_QUANTIZE = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
 _DATA_MOVEMENT = frozenset({"Reshape", "Transpose", "Concat", "Slice", "Pad", "Gather", "GatherElements", "GatherND",
                             "Split", "Flatten", "Squeeze", "Unsqueeze", "Expand", "Tile", "Identity", "Cast",
                             "Shape", "Size", "DepthToSpace", "SpaceToDepth", "ReorderInput", "ReorderOutput",
                             "ScatterND", "ScatterElements", "MemcpyFromHost", "MemcpyToHost", "ConstantOfShape",
-                            "Range", "NonZero", "TopK"})
+                            "Range", "NonZero", "TopK", "QLinearConcat"})
 _TABLE = {**{op: "matmul" for op in _MATMUL}, **{op: "resize" for op in _RESIZE},
           **{op: "normalisation" for op in _NORMALISATION}, **{op: "activation" for op in _ACTIVATION},
           **{op: "elementwise" for op in _ELEMENTWISE}, **{op: "data movement" for op in _DATA_MOVEMENT},
-          **{op: "other conv" for op in _OTHER_CONV}}
+          **{op: "other conv" for op in _OTHER_CONV}, **{op: "quantize" for op in _QUANTIZE}}
 #: what onnxruntime appends to a node's name in the trace
 _KERNEL_SUFFIX = "_kernel_time"
 
@@ -163,9 +167,14 @@ def _node_category(op_type: str, name: str, args: dict, convs: dict[str, dict[st
         return categorise(op_type)
     shapes = [_shape(s) for s in args.get("input_type_shape") or []]
     x = shapes[0] if shapes else None
+    attrs = convs.get(name, {})
+    if op_type == "QLinearConv":
+        # int8 kernels run channels-last (N, H, W, C) with packed weights: the graph's attributes decide
+        group = attrs.get("group", 1 if name in convs else None)
+        in_channels = x[-1] if x and group is not None and group > 1 and x[-1] == group else (x[1] if x else None)
+        return categorise(op_type, group, in_channels, attrs.get("kernel_shape"))
     w = shapes[1] if len(shapes) > 1 else None
     in_channels = x[1] if x and len(x) > 1 else None
-    attrs = convs.get(name, {})
     group = attrs.get("group")
     if group is None and in_channels and w and len(w) > 1 and w[1]:
         group = in_channels // w[1]  # group = C_in / (C_in per group); 1 when absent from the graph
@@ -271,8 +280,11 @@ def explain(
     *,
     name: str | None = None,
     block_depth: int = DEFAULT_BLOCK_DEPTH,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Where ``spec``'s time goes at ``resolution`` (H, W), batch 1, on this machine.
+    """Where ``spec``'s time goes at ``resolution`` (H, W), batch 1, on this machine, in
+    ``precision`` (int8: quantized as ``--precision int8`` does, :mod:`.quantize`, calibrated
+    on unit-normal inputs, which change its scales but not its kernels).
 
     Args:
         threads: onnxruntime intra-op threads.
@@ -302,13 +314,20 @@ def explain(
     height, width = check_input_size(spec, resolution)
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="evit-nas-explain-") as tmp:
-            return explain(spec, (height, width), threads, warmup, repeats, tmp, name=name, block_depth=block_depth)
+            return explain(spec, (height, width), threads, warmup, repeats, tmp, name=name, block_depth=block_depth,
+                           precision=precision)
     ort = _onnxruntime()
     import numpy as np
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     model = export_onnx(build_network(spec), (1, 3, height, width), work / "network.onnx")
+    float_ops: dict[str, int] = {}
+    if precision == "int8":
+        float_ops = quantize_int8(model, work / "network.int8.onnx", unit_normal_inputs((1, 3, height, width)))
+        model = work / "network.int8.onnx"
+    elif precision != "fp32":
+        raise ProfileError(f"unknown precision {precision!r}; choose fp32 or int8")
     plain = ort.InferenceSession(str(model), session_options(ort, threads), providers=["CPUExecutionProvider"])
     options = session_options(ort, threads)
     options.enable_profiling = True
@@ -346,6 +365,8 @@ def explain(
         "coverage": summary["profiled_total_ms"] / measured_ms,
         "profiled_run_ms": summary["profiled_run_ms"],
         "block_depth": block_depth,
+        "precision": precision,
+        "float_ops": float_ops,
         "by_op_type": summary["by_op_type"],
         "by_category": summary["by_category"],
         "by_block": summary["by_block"],

@@ -110,23 +110,25 @@ def comparison_networks(names: Sequence[str] | None = None) -> list[tuple[str, N
     return out
 
 
-def _read_measured(path: Path, device: str, threads: int, resolution: str | None = None
+def _read_measured(path: Path, device: str, threads: int, resolution: str | None = None, precision: str = "fp32"
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(metadata, rows with numbers parsed) of a report's measurement file ({}, [] when
     absent): ``measured.csv`` (one ``resolution``) or one of several sizes (``resolution`` None).
 
     Raises:
-        ReportError: the file holds measurements of another device or thread count (or resolution).
+        ReportError: the file holds measurements of another device, thread count or precision
+            (or resolution).
     """
     if not path.is_file():
         return {}, []
     meta, rows = read_csv(path)
-    found = (str(meta.get("device")), str(meta.get("threads")), meta.get("resolution") if resolution else None)
-    if found != (device, str(threads), resolution):
+    found = (str(meta.get("device")), str(meta.get("threads")), meta.get("resolution") if resolution else None,
+             str(meta.get("precision", "fp32")))
+    if found != (device, str(threads), resolution, precision):
         at = (lambda res: f" at {res}") if resolution else (lambda res: "")
-        raise ReportError(f"{path} holds measurements on {meta.get('device')}{at(meta.get('resolution'))} with "
-                          f"{meta.get('threads')} thread(s), not {device}{at(resolution)} with {threads}; write this "
-                          "report to another -o folder (or delete that file to measure again)")
+        raise ReportError(f"{path} holds {found[3]} measurements on {meta.get('device')}{at(meta.get('resolution'))} "
+                          f"with {meta.get('threads')} thread(s), not {precision} on {device}{at(resolution)} with "
+                          f"{threads}; write this report to another -o folder (or delete that file to measure again)")
     return meta, [{k: (float(v) if k.endswith("_ms") or k in ("macs", "params") else v) if v != "" else None
                    for k, v in row.items()} for row in rows]
 
@@ -149,7 +151,7 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
     if remote is None:
         table.check(arch=platform.machine())  # TableError: time on the table's device with --remote
     path = out_dir / "measured.csv"
-    meta, rows = _read_measured(path, device, threads, resolution)
+    meta, rows = _read_measured(path, device, threads, resolution, table.precision)
     done = {r["name"]: r for r in rows}
     todo = [(n, s) for n, s in networks if n not in done]
     if todo:
@@ -159,8 +161,8 @@ def measured_latencies(out_dir: Path, networks: Sequence[tuple[str, NetworkSpec]
                                threads=threads, warmup=warmup, repeats=repeats, remote=remote, table=table,
                                export_progress=progress and progress("export"))
         done.update({r["name"]: r for r in rows})
-        meta = {"device": device, "resolution": resolution, "threads": threads, "cpu": timing.get("cpu"),
-                "arch": timing.get("arch"), "onnxruntime": timing.get("onnxruntime"), "warmup": warmup,
+        meta = {"device": device, "resolution": resolution, "threads": threads, "precision": table.precision,
+                "cpu": timing.get("cpu"), "arch": timing.get("arch"), "onnxruntime": timing.get("onnxruntime"), "warmup": warmup,
                 "repeats": repeats, "package_version": package_version(),
                 "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         write_csv(path, MEASURE_COLUMNS, list(done.values()), meta)
@@ -355,6 +357,9 @@ def speedups(measured: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                      "published_orin_speedup": None if orin is None else round(orin, 2),
                      "published_mobile_speedup": None if mobile is None else round(mobile, 2),
                      "measured_speedup_here": None if here is None else round(here, 2),
+                     # the ratio's range over the two networks' timed runs: peer p10 / ours p90 to peer p90 / ours p10
+                     "measured_p10_p90_range": None if here is None else
+                     f"{mb['p10_ms'] / ma['p90_ms']:.2f}-{mb['p90_ms'] / ma['p10_ms']:.2f}",
                      "efficientvit_ms_here": ma and round(ma["measured_ms"], 2),
                      "peer_ms_here": mb and round(mb["measured_ms"], 2),
                      "miou_efficientvit": a.get("miou"), "miou_peer": b.get("miou")})
@@ -402,7 +407,8 @@ def _category_column(category: str) -> str:
 
 
 def time_breakdown(path: Path, names: Sequence[str], resolution: tuple[int, int], device: str, threads: int,
-                   warmup: int, repeats: int, log: Callable[[str], None] = print) -> tuple[list[dict[str, Any]], dict]:
+                   warmup: int, repeats: int, log: Callable[[str], None] = print, precision: str = "fp32"
+                   ) -> tuple[list[dict[str, Any]], dict]:
     """Where the time of each of ``names`` (Cityscapes configuration) goes at ``resolution``
     on this machine: ``latency_tables.explain.explain`` per network, its categories' ms in
     one row each (they sum to ``profiled_total_ms``, the median per run of all node times),
@@ -420,7 +426,7 @@ def time_breakdown(path: Path, names: Sequence[str], resolution: tuple[int, int]
     from latency_tables.explain import explain
 
     size = "x".join(map(str, resolution))
-    meta, rows = _read_measured(path, device, threads, size)
+    meta, rows = _read_measured(path, device, threads, size, precision)
     columns = [_category_column(c) for c in CATEGORIES]
     done = {r["network"]: r for r in rows if all(r.get(c) is not None for c in columns)}
     todo = [n for n in names if n not in done]
@@ -429,13 +435,13 @@ def time_breakdown(path: Path, names: Sequence[str], resolution: tuple[int, int]
             f"({len(names) - len(todo)} reused from {path})")
         for name in todo:
             result = explain(model_spec(name, "cityscapes"), tuple(resolution), threads=threads, warmup=warmup,
-                             repeats=repeats, name=name)
+                             repeats=repeats, name=name, precision=precision)
             by_category = {r["category"]: r["ms"] for r in result["by_category"]}
             done[name] = {"network": name, "resolution": size, "measured_ms": result["measured_ms"],
                           "profiled_total_ms": result["profiled_total_ms"],
                           **{_category_column(c): by_category.get(c, 0.0) for c in CATEGORIES}}
-            meta = {"device": device, "resolution": size, "threads": threads, "cpu": result["cpu"],
-                    "arch": result["arch"], "onnxruntime": result["onnxruntime"], "warmup": warmup,
+            meta = {"device": device, "resolution": size, "threads": threads, "precision": precision,
+                    "cpu": result["cpu"], "arch": result["arch"], "onnxruntime": result["onnxruntime"], "warmup": warmup,
                     "repeats": repeats, "method": "latency_tables.explain (onnxruntime profiler)",
                     "package_version": package_version(),
                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
@@ -478,6 +484,9 @@ def _family_scatter(ax: Any, rows: list[dict[str, Any]], x: str) -> None:
     for family, (color, marker) in FAMILY_STYLE.items():
         pts = [r for r in rows if r["family"] == family and r.get(x) is not None and r.get("miou") is not None]
         ax.plot([r[x] for r in pts], [r["miou"] for r in pts], marker=marker, color=color, label=family, ls="-", lw=1)
+        if x == "measured_ms" and pts:  # the spread of the timed runs, p10 to p90
+            ax.errorbar([r[x] for r in pts], [r["miou"] for r in pts], fmt="none", ecolor=color, elinewidth=1, capsize=2,
+                        xerr=[[r[x] - r["p10_ms"] for r in pts], [r["p90_ms"] - r[x] for r in pts]])
         for r in pts:
             ax.annotate(r["model"].replace("efficientvit_seg_", "").replace("segformer_", "").replace("segnext_", ""),
                         (r[x], r["miou"]), textcoords="offset points", xytext=(4, -10), fontsize=7, color=color)
@@ -517,7 +526,8 @@ def figure_published_latency(out_dir: Path, measured: dict[str, dict[str, Any]],
         pts = sorted((r for r in rows if r["dataset"] == dataset), key=lambda r: r["measured_ms"])
         _family_scatter(ax, pts, "measured_ms")
         _log_x(ax)
-        ax.set(xlabel=f"latency measured here (ms, {resolution}, batch 1)", ylabel="published mIoU (%)",
+        ax.set(xlabel=f"latency measured here (ms, {resolution}, batch 1; bars: p10-p90 of the timed runs)",
+               ylabel="published mIoU (%)",
                title=DATASET_TITLE[dataset])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -728,6 +738,64 @@ def _breakdown_html(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "Categories with no time in any network are left out.</p>")
 
 
+#: the columns of int8_fidelity.csv
+FIDELITY_COLUMNS = ("network", "weights", "resolution", "argmax_agreement_pct", "fp32_miou", "int8_miou", "miou_change",
+                    "images", "float_ops")
+
+
+def int8_fidelity_rows(networks: Sequence[tuple[str, NetworkSpec]], resolution: tuple[int, int],
+                       attrs: dict[str, Any], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """How far int8 strays from fp32 (:mod:`reports.fidelity`): for each compared network at
+    ``resolution`` (random weights, seed 0), the share of pixels of 8 synthetic validation
+    images that keep their fp32 class (int8 calibrated on 8 synthetic training images); and for
+    each network ``evit-nas validate`` trained for the study (its checkpoint), the mIoU on its
+    validation data in fp32 and in int8."""
+    import torch
+
+    from latency_tables.quantize import QuantCalibration
+    from nas.data import open_dataset
+    from nas.validate import open_datasets
+    from search_space.create import build_network
+
+    from .fidelity import FIDELITY_IMAGES, argmax_fidelity, miou_change
+
+    def images(split):
+        data = open_dataset("synthetic", split, tuple(resolution), seed=0, length=FIDELITY_IMAGES)
+        return QuantCalibration(f"synthetic {split}", tuple(data[i][0][None].numpy() for i in range(len(data))))
+
+    calibration, held_out = images("train"), images("val")
+    size = "x".join(map(str, resolution))
+    rows = []
+    log(f"int8 fidelity of {len(networks)} network(s) at {size}")
+    for label, spec in networks:
+        torch.manual_seed(0)
+        result = argmax_fidelity(build_network(spec), tuple(resolution), calibration, held_out)
+        rows.append({"network": label, "weights": "random (seed 0)", "resolution": size,
+                     "argmax_agreement_pct": result["argmax_agreement_pct"], "images": FIDELITY_IMAGES,
+                     "float_ops": " ".join(f"{op}x{n}" for op, n in result["float_ops"].items())})
+    names = sorted({v["network"] for k, v in attrs.items() if k.startswith("validation:") and isinstance(v, dict)})
+    for name, (model, record) in trained_networks(attrs, names).items():
+        train_set, val_set = open_datasets(record["dataset"], record["resolution"])
+        result = miou_change(model, train_set, val_set, tuple(record["resolution"]))
+        rows.append({"network": name, "weights": f"trained {record['steps']} steps on {record['dataset']}",
+                     "resolution": "x".join(map(str, record["resolution"])), "fp32_miou": result["fp32_miou"],
+                     "int8_miou": result["int8_miou"], "miou_change": result["miou_change"], "images": result["images"],
+                     "float_ops": " ".join(f"{op}x{n}" for op, n in result["float_ops"].items())})
+    return rows
+
+
+def _fidelity_html(rows: list[dict[str, Any]], resolution: str) -> str:
+    return ('<section id="int8-fidelity"><h2>int8 against fp32</h2>'
+            + _table_html(rows, FIDELITY_COLUMNS)
+            + f"<p>The table is int8 (onnxruntime static quantization, QDQ, per-channel int8 weights, uint8 "
+            f"activations). <b>argmax_agreement_pct</b>: share of output pixels whose class is the same in int8 as in "
+            f"fp32 at {resolution}, on synthetic validation images, int8 calibrated on synthetic training images "
+            "(random weights: no trained weights can be downloaded here). <b>fp32_miou, int8_miou</b>: networks "
+            "trained by <code>evit-nas validate</code> for this study, evaluated as ONNX models on their validation data "
+            "at the training size. <b>float_ops</b>: operators onnxruntime runs in fp32 (no int8 kernel). "
+            '<a href="int8_fidelity.csv">int8_fidelity.csv</a></p></section>')
+
+
 def write_page(out_dir: Path, meta: dict[str, Any], parts: list[str]) -> Path:
     info = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     page = f"""<!DOCTYPE html>
@@ -749,7 +817,7 @@ their sources; latencies say whether they are predicted by the latency table or 
 def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, *, warmup: int = 2, repeats: int = 10,
                  compare: Sequence[str] | None = None, remote: Any = None, backbones: bool = True,
                  feature_resolutions: Sequence[tuple[int, int]] = FEATURE_RESOLUTIONS,
-                 breakdown: Sequence[str] = BREAKDOWN_NETWORKS,
+                 breakdown: Sequence[str] = BREAKDOWN_NETWORKS, fidelity: bool = True,
                  progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
 
@@ -758,7 +826,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     ``backbones`` adds the ImageNet backbone claim; ``feature_resolutions`` (at least 3 sizes;
     empty: no feature table) are the sizes of the feature table's complexity exponents;
     ``breakdown`` names the networks of "Where the time goes" (onnxruntime's profiler, on
-    this machine only: left out with ``remote``; empty: no such section).
+    this machine only: left out with ``remote``; empty: no such section); ``fidelity``, for
+    an int8 table, adds how far each compared network's int8 version strays from fp32.
 
     Raises:
         ReportError: a bad option, or a study, table or report folder that does not fit.
@@ -815,7 +884,8 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
         log("leaving out 'Where the time goes': onnxruntime's profiler runs on this machine only, not over --remote")
     elif breakdown:
         breakdown_rows, breakdown_meta = time_breakdown(out_dir / "time_breakdown.csv", list(dict.fromkeys(breakdown)),
-                                                        table.resolution, device, threads, warmup, repeats, log)
+                                                        table.resolution, device, threads, warmup, repeats, log,
+                                                        table.precision)
         figure_time_breakdown(out_dir, breakdown_rows, device)
         breakdown_part = _breakdown_html(breakdown_rows, breakdown_meta)
     extra_parts = []
@@ -863,6 +933,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
             '<b>Multi-scale</b>: the architecture, stated. <a href="features.csv">features.csv</a></p></section>')
     meta = {"study": study.study_name, "device": table.meta.get("device"), "cpu": table.meta.get("cpu"),
             "arch": table.meta.get("arch"), "threads": table.meta.get("threads"), "resolution": resolution,
+            "precision": table.precision,
             "table": f"{attrs.get('table')} (onnxruntime {table.meta.get('onnxruntime')}, {table.meta.get('date')})",
             "measured here": f"onnxruntime {timing.get('onnxruntime')}, {timing.get('warmup')} warm-up + "
                              f"{timing.get('repeats')} timed runs, {timing.get('date')}",
@@ -873,8 +944,13 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     # the mobile column only where a pair has published mobile points (no peer has one yet)
     mobile_column = ("published_mobile_speedup",) if any(r["published_mobile_speedup"] for r in ratios) else ()
     speedup_columns = ("efficientvit", "peer", "dataset", "published_orin_speedup", *mobile_column,
-                       "measured_speedup_here", "efficientvit_ms_here", "peer_ms_here")
+                       "measured_speedup_here", "measured_p10_p90_range", "efficientvit_ms_here", "peer_ms_here")
     front_size = sum(t["on_front"] for t in trials)
+    fidelity_rows: list[dict[str, Any]] = []
+    if fidelity and table.precision == "int8":
+        fidelity_rows = int8_fidelity_rows(networks, table.resolution, attrs, log)
+        write_csv(out_dir / "int8_fidelity.csv", FIDELITY_COLUMNS, fidelity_rows)
+        extra_parts.insert(0, _fidelity_html(fidelity_rows, resolution))
     parts = [
         _figure_html("published_macs", "Published mIoU against MACs",
                      "Published single-scale mIoU and MACs from the papers and official repositories (Cityscapes at "
@@ -903,4 +979,4 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     page = write_page(out_dir, meta, parts)
     return {"index": str(page), "speedups": ratios, "predictor": predictor, "validated": len(validation),
             "trials": len(trials), "measured": len(rows), "backbone_claim": backbone_claim, "features": features,
-            "mobile_points": mobile, "time_breakdown": breakdown_rows}
+            "mobile_points": mobile, "time_breakdown": breakdown_rows, "int8_fidelity": fidelity_rows}

@@ -93,3 +93,18 @@ def test_cli_errors(tmp_path, capsys):
                        "--csv", existing)
     assert code == 2 and "exists" in err and "--force" in err
     assert existing.read_text() == "keep me\n"
+
+
+def test_int8_explains_the_quantized_kernels(tmp_path):
+    """int8: the convolutions run as QLinearConv (channels-last, packed weights) and still fall
+    into depthwise and pointwise by the graph's attributes; the float/int8 conversions have
+    their own category; the operators left in fp32 are named."""
+    result = explain(resolve_any("efficientvit_seg_b0"), SIZE, threads=1, warmup=WARMUP, repeats=3,
+                     work_dir=tmp_path, precision="int8")
+    assert result["precision"] == "int8" and "Resize" in result["float_ops"]
+    nodes = {r["op_type"]: r["nodes"] for r in result["by_op_type"]}
+    assert nodes.get("QLinearConv", 0) > 20 and "FusedConv" not in nodes and "Conv" not in nodes
+    categories = {r["category"]: r["nodes"] for r in result["by_category"]}
+    assert categories["quantize"] == nodes.get("QuantizeLinear", 0) + nodes.get("DequantizeLinear", 0) > 0
+    assert categories["depthwise conv"] >= 10 and categories["pointwise conv"] >= 10
+    assert sum(r["ms"] for r in result["by_category"]) == pytest.approx(result["profiled_total_ms"], rel=1e-6)

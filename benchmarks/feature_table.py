@@ -4,6 +4,11 @@ feature table (``reports.report.feature_rows``), without a study.
 
     python benchmarks/feature_table.py                  # about 5 minutes on one core
     python benchmarks/feature_table.py --resolutions 128x256 256x512 512x1024
+    python benchmarks/feature_table.py --trained evit-nas-demo/validation   # + ERF of briefly trained networks
+
+``--trained DIR``: a folder ``evit-nas validate`` wrote (``results.csv`` + ``checkpoints/``):
+its briefly trained networks of the table's families get their effective receptive field
+too, at the smallest size (the report does the same from the study's records).
 
 Writes ``results/feature_table.{csv,json}`` (and keeps the timings in
 ``results/feature_table_measured.csv``, reused by a rerun on the same machine), with the
@@ -34,18 +39,39 @@ def size(text: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def trained_in(folder: Path, names: list[str]) -> dict:
+    """name -> (model with its trained weights, {"steps", "dataset"}) for the networks of
+    ``names`` in a validate folder (the longest-trained row of each)."""
+    import torch
+
+    from nas.validate import checkpoint_path, read_results
+    from search_space.create import build_network
+    from search_space.network import network_from_dict
+
+    found = {}
+    for row in sorted(read_results(folder / "results.csv"), key=lambda r: -r["steps"]):
+        name = row["network"]
+        path = checkpoint_path(folder, (name, row["spec"], row["recipe"], row["dataset"]))
+        if name in names and name not in found and path.is_file():
+            model = build_network(network_from_dict(json.loads(row["spec"])))
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            found[name] = (model.eval(), {"steps": row["steps"], "dataset": row["dataset"]})
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", nargs="+", type=size, default=list(FEATURE_RESOLUTIONS))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trained", type=Path, metavar="DIR", help="a validate output folder (results.csv, checkpoints/)")
     args = parser.parse_args()
     pairs = list(FEATURE_NETWORKS.items())
     sizes = [(name, model_spec(name, "cityscapes"), r) for _, name in pairs for r in args.resolutions]
     cache = RESULTS / "feature_table_measured.csv"
     timed = measured_at_sizes(cache, sizes, platform.node() or "here", args.threads, *FEATURE_TIMING)
-    rows = feature_rows(timed, pairs, args.resolutions)
+    rows = feature_rows(timed, pairs, args.resolutions, trained_in(args.trained, [n for _, n in pairs]) if args.trained else None)
     meta, _ = read_csv(cache)
-    info = {"cpu": meta.get("cpu"), "onnxruntime": meta.get("onnxruntime"), "threads": args.threads,
+    info = {"trained_from": str(args.trained) if args.trained else None, "cpu": meta.get("cpu"), "onnxruntime": meta.get("onnxruntime"), "threads": args.threads,
             "date": meta.get("date"), "command": "python " + " ".join(["benchmarks/feature_table.py", *sys.argv[1:]])}
     write_csv(RESULTS / "feature_table.csv", tuple(rows[0]), rows, info)
     write_atomic(RESULTS / "feature_table.json", json.dumps({**info, "rows": rows}, indent=1))

@@ -297,11 +297,12 @@ def cmd_latency_predict(args: argparse.Namespace) -> int:
     predicted = table.predict_ms(spec, resolution)
     stages = table.breakdown_ms(spec, resolution)
     info = {k: table.meta.get(k) for k in ("device", "cpu", "arch", "threads", "onnxruntime", "date")}
+    info["precision"] = table.precision
     if args.json:
         print_json({"network": label, "resolution": list(resolution), "predicted_ms": predicted, "stages_ms": stages,
                     "table": str(args.table), **info})
         return 0
-    print(f"{label}: {predicted:.2f} ms predicted at {resolution[0]}x{resolution[1]}, batch 1, "
+    print(f"{label}: {predicted:.2f} ms predicted at {resolution[0]}x{resolution[1]}, batch 1, {info['precision']}, "
           f"{info['threads']} thread(s), on {info['device']} ({info['cpu']}, {info['arch']}, onnxruntime {info['onnxruntime']})")
     for name, ms in stages.items():
         print(f"  {name:<9}{ms:>9.2f} ms")

@@ -53,6 +53,9 @@ def _add_comparison(p: argparse.ArgumentParser) -> None:
     g.add_argument("--precision", choices=("fp32", "int8"),
                    help="the deployment precision the networks are measured in: the table's (a table of another "
                    "precision is refused; build one with `evit-nas profile --precision`)")
+    g.add_argument("--speed-claims", metavar="JSON",
+                   help="add the full-resolution speedups with 95%% intervals that benchmarks/speed_claims.py measured "
+                   "(its speed_claims.json; the machine it names, not necessarily this one)")
     g.add_argument("--no-int8-fidelity", action="store_true",
                    help="with an int8 table: leave out how far each network's int8 output strays from fp32")
 
@@ -147,7 +150,7 @@ def _extras(args: argparse.Namespace, default_sizes: tuple[tuple[int, int], ...]
     sizes = () if args.no_features else tuple(args.feature_resolutions or default_sizes)
     breakdown = () if args.no_breakdown else tuple(args.breakdown or default_breakdown)
     return {"backbones": not args.no_backbones, "feature_resolutions": sizes, "breakdown": breakdown,
-            "fidelity": not args.no_int8_fidelity}
+            "fidelity": not args.no_int8_fidelity, "speed_claims": args.speed_claims}
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -690,6 +690,67 @@ def _figure_html(name: str, title: str, caption: str, extra: str = "") -> str:
             f"{extra}</section>")
 
 
+#: the columns of the speed-claims table (rows of benchmarks/speed_claims.py)
+SPEED_CLAIM_COLUMNS = ("dataset", "resolution", "precision", "efficientvit", "peer", "rounds", "efficientvit_ms",
+                       "peer_ms", "measured_speedup", "ci95_low", "ci95_high", "published_orin_speedup")
+
+
+def read_speed_claims(path: str | Path) -> dict[str, Any]:
+    """The results of ``benchmarks/speed_claims.py`` (its JSON), checked.
+
+    Raises:
+        ReportError: not such a file.
+    """
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReportError(f"cannot read the speed claims {path} ({exc}); give the speed_claims.json that "
+                          "benchmarks/speed_claims.py wrote") from None
+    if not isinstance(data, dict) or not all(set(SPEED_CLAIM_COLUMNS) <= set(r) for r in data.get("speedups") or [{}]):
+        raise ReportError(f"{path} is not a results file of benchmarks/speed_claims.py (no 'speedups' rows with "
+                          f"{', '.join(SPEED_CLAIM_COLUMNS)}); give the speed_claims.json it wrote")
+    return data
+
+
+def figure_speed_claims(out_dir: Path, data: dict[str, Any]) -> None:
+    """Measured speedups with their bootstrap 95% intervals, fp32 and int8, next to the published
+    Jetson Orin ones, one panel per data set."""
+    rows = data["speedups"]
+    plt = _plt()
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        pairs = list(dict.fromkeys((r["efficientvit"], r["peer"]) for r in rows if r["dataset"] == dataset))
+        for offset, (precision, color) in zip((-0.15, 0.15), (("fp32", "tab:blue"), ("int8", "tab:orange"))):
+            pts = [(i, r) for i, pair in enumerate(pairs) for r in rows
+                   if r["dataset"] == dataset and r["precision"] == precision and (r["efficientvit"], r["peer"]) == pair]
+            if pts:
+                ax.errorbar([i + offset for i, _ in pts], [r["measured_speedup"] for _, r in pts], fmt="o", color=color,
+                            capsize=3, label=f"measured here, {precision} (95% CI)",
+                            yerr=[[r["measured_speedup"] - r["ci95_low"] for _, r in pts],
+                                  [r["ci95_high"] - r["measured_speedup"] for _, r in pts]])
+        published_pts = [(i, r["published_orin_speedup"]) for i, pair in enumerate(pairs) for r in rows
+                         if r["dataset"] == dataset and (r["efficientvit"], r["peer"]) == pair
+                         and r["published_orin_speedup"] and r["precision"] == rows[0]["precision"]]
+        if published_pts:
+            ax.plot([i for i, _ in published_pts], [v for _, v in published_pts], "k*", ms=9,
+                    label="published (Jetson AGX Orin, TensorRT fp16)")
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.set_xticks(range(len(pairs)), [f"{_display_name(p)}\nover {_display_name(e)}" for e, p in pairs], fontsize=7)
+        resolution = next(r["resolution"] for r in rows if r["dataset"] == dataset)
+        ax.set(ylabel="speedup of EfficientViT (x)", title=f"{DATASET_TITLE[dataset]} at {resolution}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"The paper's speedups at the published resolutions, measured on {data.get('cpu')} "
+                 f"(onnxruntime {data.get('onnxruntime')}, {data.get('threads')} thread(s))")
+    _save(fig, out_dir, "speed_claims")
+    write_csv(out_dir / "speed_claims.csv", SPEED_CLAIM_COLUMNS, rows,
+              {k: data.get(k) for k in ("cpu", "machine", "arch", "onnxruntime", "threads", "date", "rounds",
+                                        "bootstrap_resamples")})
+
+
 def _mobile_html(rows: list[dict[str, Any]], resolution: str) -> str:
     """The published mobile points against measurements here (see :func:`mobile_points`)."""
     if not rows:
@@ -818,6 +879,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
                  compare: Sequence[str] | None = None, remote: Any = None, backbones: bool = True,
                  feature_resolutions: Sequence[tuple[int, int]] = FEATURE_RESOLUTIONS,
                  breakdown: Sequence[str] = BREAKDOWN_NETWORKS, fidelity: bool = True,
+                 speed_claims: str | Path | None = None,
                  progress: Callable[[str], Any] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure what is missing, draw every figure, write ``index.html``; returns a summary.
 
@@ -827,7 +889,9 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     empty: no feature table) are the sizes of the feature table's complexity exponents;
     ``breakdown`` names the networks of "Where the time goes" (onnxruntime's profiler, on
     this machine only: left out with ``remote``; empty: no such section); ``fidelity``, for
-    an int8 table, adds how far each compared network's int8 version strays from fp32.
+    an int8 table, adds how far each compared network's int8 version strays from fp32;
+    ``speed_claims`` (the JSON of ``benchmarks/speed_claims.py``) adds the full-resolution
+    speedups with their confidence intervals, as measured on the machine it names.
 
     Raises:
         ReportError: a bad option, or a study, table or report folder that does not fit.
@@ -839,6 +903,7 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     if unknown:
         raise ReportError(f"cannot break down the time of {', '.join(unknown)}; choose among "
                           f"{', '.join(EFFICIENTVIT + PEERS)}")
+    claims = read_speed_claims(speed_claims) if speed_claims else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     attrs = study.user_attrs
@@ -946,6 +1011,17 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     speedup_columns = ("efficientvit", "peer", "dataset", "published_orin_speedup", *mobile_column,
                        "measured_speedup_here", "measured_p10_p90_range", "efficientvit_ms_here", "peer_ms_here")
     front_size = sum(t["on_front"] for t in trials)
+    if claims is not None:
+        figure_speed_claims(out_dir, claims)
+        extra_parts.insert(0, _figure_html(
+            "speed_claims", "The speed claims at the published resolutions",
+            f"Speedups of EfficientViT over its peers at Cityscapes 1024x2048 and ADE20K 512x512, fp32 and int8, "
+            f"measured by <code>benchmarks/speed_claims.py</code> on {html.escape(str(claims.get('cpu')))} "
+            f"({html.escape(str(claims.get('machine')))}; onnxruntime {html.escape(str(claims.get('onnxruntime')))}, "
+            f"{claims.get('threads')} thread(s), batch 1, {claims.get('rounds')} interleaved rounds, "
+            f"{html.escape(str(claims.get('date')))}), not necessarily this report's device. Bars: bootstrap 95% "
+            "interval of the ratio of medians over paired rounds. Stars: published (Jetson AGX Orin, TensorRT fp16).",
+            _table_html(claims["speedups"], SPEED_CLAIM_COLUMNS)))
     fidelity_rows: list[dict[str, Any]] = []
     if fidelity and table.precision == "int8":
         fidelity_rows = int8_fidelity_rows(networks, table.resolution, attrs, log)

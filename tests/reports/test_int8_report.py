@@ -56,14 +56,48 @@ def test_report_on_an_int8_table(space, tmp_path, capsys):
                table_path=str(table_path))
     out = tmp_path / "report"
     argv = ["report", "--storage", journal, "--study", "q", "-o", out, "--compare", "efficientvit_seg_b0", "segformer_b0",
-            "--warmup", "1", "--repeats", "2", "--no-backbones", "--no-features", "--no-breakdown", "--json"]
+            "--warmup", "1", "--repeats", "2", "--no-backbones", "--no-features", "--no-breakdown",
+            "--speed-claims", _claims(tmp_path), "--json"]
     assert main([str(a) for a in argv]) == 0
     summary = json.loads(capsys.readouterr().out)
     meta, _ = read_csv(out / "measured.csv")
     assert meta["precision"] == "int8"
     fidelity = [r["network"] for r in summary["int8_fidelity"]]
     assert fidelity[:3] == ["efficientvit_seg_b0@cityscapes", "segformer_b0@cityscapes", "segformer_b0@ade20k"]
-    assert "int8 against fp32" in (out / "index.html").read_text() and (out / "int8_fidelity.csv").is_file()
+    page = (out / "index.html").read_text()
+    assert "int8 against fp32" in page and (out / "int8_fidelity.csv").is_file()
+    assert "speed claims at the published resolutions" in page and (out / "speed_claims.png").is_file()
     # an fp32 report is refused for this table
     assert main([str(a) for a in argv[:-1] + ["--precision", "fp32"]]) == 2
     assert "measured in int8, not fp32" in capsys.readouterr().err
+
+
+def _claims(tmp_path):
+    from reports.report import SPEED_CLAIM_COLUMNS
+
+    rows = []
+    for precision in ("fp32", "int8"):
+        row = dict.fromkeys(SPEED_CLAIM_COLUMNS, None)
+        row.update(dataset="ade20k", resolution="512x512", precision=precision, efficientvit="efficientvit_seg_b1",
+                   peer="segformer_b1", rounds=20, efficientvit_ms=60.0, peer_ms=270.0, measured_speedup=4.5,
+                   ci95_low=4.4, ci95_high=4.7, published_orin_speedup=3.08)
+        rows.append(row)
+    path = tmp_path / "speed_claims.json"
+    path.write_text(json.dumps({"cpu": "Test CPU", "machine": "m", "onnxruntime": "1.0", "threads": 1, "rounds": 20,
+                                "date": "2026-12-03", "speedups": rows}))
+    return path
+
+
+def test_speed_claims_are_drawn_and_bad_files_refused(tmp_path):
+    from reports.report import figure_speed_claims, read_speed_claims
+
+    data = read_speed_claims(_claims(tmp_path))
+    figure_speed_claims(tmp_path, data)
+    assert (tmp_path / "speed_claims.png").is_file() and (tmp_path / "speed_claims.svg").is_file()
+    meta, rows = read_csv(tmp_path / "speed_claims.csv")
+    assert meta["cpu"] == "Test CPU" and [r["precision"] for r in rows] == ["fp32", "int8"]
+    (tmp_path / "bad.json").write_text('{"speedups": [{"dataset": "ade20k"}]}')
+    with pytest.raises(ReportError, match="is not a results file of benchmarks/speed_claims.py"):
+        read_speed_claims(tmp_path / "bad.json")
+    with pytest.raises(ReportError, match="cannot read the speed claims"):
+        read_speed_claims(tmp_path / "missing.json")

@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean
+.PHONY: demo test env clean arm-check
 
 env: $(STAMP)
 
@@ -29,6 +29,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
+
+# The device agent on aarch64 end to end: builds (once, cached, needs root) and boots an arm64
+# Debian guest under qemu, profiles it over SSH, kills the agent once and resumes, checks the
+# table (benchmarks/arm_check.py; writes benchmarks/results/arm_check.json). Emulated: minutes.
+arm-check: $(STAMP)
+	nice -n 19 $(BIN)/python benchmarks/arm_check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

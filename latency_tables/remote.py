@@ -58,6 +58,14 @@ class SSHTarget:
         return args + [self.host, remote_command]
 
 
+def _remote_command(path: str) -> str:
+    """A program path quoted for the device's shell, a leading ``~/`` left to the shell to
+    expand (``--remote-python ~/venv/bin/python``)."""
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
 def _ssh(target: SSHTarget, command: str, input_bytes: bytes | None = None, stream_stderr: bool = False) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(
@@ -97,7 +105,7 @@ def check_remote(target: SSHTarget) -> dict:
         "        out[name] = None\n"
         "print(json.dumps(out))\n"
     )
-    result = _ssh(target, f"{shlex.quote(target.python)} -c {shlex.quote(probe)}")
+    result = _ssh(target, f"{_remote_command(target.python)} -c {shlex.quote(probe)}")
     if result.returncode == 255:
         raise RemoteError(
             f"cannot reach {target.host} over SSH (port {target.port}): {_stderr(result)}. Check the address, "
@@ -152,7 +160,7 @@ def run_remote(
         if copy.returncode != 0:
             raise RemoteError(f"could not copy the bundle to {target.host}: {_stderr(copy)} (is there `tar` and free disk space?)")
     run = (
-        f'cd "{remote_dir}" && {shlex.quote(target.python)} profile.py run . -o results.csv '
+        f'cd "{remote_dir}" && {_remote_command(target.python)} profile.py run . -o results.csv '
         f"--device {shlex.quote(device)} --threads {threads} --warmup {warmup} --repeats {repeats}"
     )
     try:

@@ -176,15 +176,33 @@ def session_options(ort, threads: int):
     return options
 
 
-def cpu_model() -> str:
-    """The CPU's model name, as precisely as the OS tells it."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
-        for field in ("model name", "Hardware", "Model", "cpu model", "Processor"):
-            for line in text.splitlines():
-                if line.split(":")[0].strip() == field and ":" in line:
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+#: Arm Ltd. (CPU implementer 0x41) core part numbers of /proc/cpuinfo, for kernels that give no model name
+ARM_CORES = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+             "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2",
+             "0xd49": "Neoverse-N2", "0xd4b": "Cortex-A78C", "0xd4d": "Cortex-A715", "0xd4e": "Cortex-X3"}
+
+
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's model name, as precisely as the OS tells it (``cpuinfo``: the text of
+    /proc/cpuinfo, read when not given). An ARM kernel that names no model (a virtual
+    machine's, some boards') gives the core from its implementer and part numbers."""
+    text = cpuinfo
+    if text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if ":" in line:
+            key, value = line.split(":", 1)
+            fields.setdefault(key.strip(), value.strip())
+    for field in ("model name", "Hardware", "Model", "cpu model", "Processor"):
+        if fields.get(field):
+            return fields[field]
+    if fields.get("CPU implementer") == "0x41" and fields.get("CPU part") in ARM_CORES:
+        return f"ARM {ARM_CORES[fields['CPU part']]}"
     return platform.processor() or platform.machine()

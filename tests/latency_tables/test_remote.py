@@ -130,3 +130,18 @@ def test_latency_measure_times_a_peer_on_the_device(sshd, device_python, tmp_pat
     assert code == 0, captured.err
     text = out.read_text()
     assert '# device: "far"' in text and "segnext_t,peer," in text and "efficientvit_seg_b0,efficientvit," in text
+
+
+def test_a_remote_python_under_home_is_left_to_the_device_shell():
+    import shlex
+    import subprocess
+
+    from latency_tables.remote import _remote_command
+
+    assert _remote_command("python3") == "python3"
+    assert _remote_command("~/venv/bin/python") == '"$HOME"/venv/bin/python'
+    assert _remote_command("/opt/my python/bin/python") == shlex.quote("/opt/my python/bin/python")
+    # what a POSIX shell on the device makes of it
+    out = subprocess.run(["sh", "-c", f"echo {_remote_command('~/venv/bin/python')}"], capture_output=True, text=True,
+                         env={"HOME": "/home/pi", "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "/home/pi/venv/bin/python"

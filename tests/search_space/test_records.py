@@ -69,3 +69,12 @@ def test_the_agent_runs_with_the_records_copy_alone(tmp_path):
     shutil.copy(ROOT / "search_space" / "records.py", tmp_path / "records.py")
     result = subprocess.run([sys.executable, "-S", str(tmp_path / "profile.py"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "bundle" in result.stdout
+
+
+def test_cpu_model_names_an_arm_core_when_the_kernel_gives_no_model():
+    from search_space.records import cpu_model
+
+    qemu_a72 = "processor\t: 0\nBogoMIPS\t: 125.00\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: 0xd08\n"
+    assert cpu_model(qemu_a72) == "ARM Cortex-A72"
+    assert cpu_model("model name\t: AMD EPYC 7B13\nCPU part\t: 0xd08\n") == "AMD EPYC 7B13"
+    assert cpu_model("CPU implementer\t: 0x41\nCPU part\t: 0xfff\n")  # an unknown part: still a name

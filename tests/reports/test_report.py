@@ -311,5 +311,5 @@ def test_a_report_folder_of_another_device_is_refused_and_kept(validated, tmp_pa
     (out / "measured.csv").write_text(other)
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", "segnext_t"]) == 2
     err = capsys.readouterr().err
-    assert "holds measurements on pi5 at 256x512 with 4 thread(s)" in err and len(err.strip().splitlines()) == 1
+    assert "holds fp32 measurements on pi5 at 256x512 with 4 thread(s)" in err and len(err.strip().splitlines()) == 1
     assert (out / "measured.csv").read_text() == other and sorted(p.name for p in out.iterdir()) == ["measured.csv"]

@@ -121,13 +121,12 @@ def test_an_int8_table_is_int8_and_refuses_fp32_use(int8_table, tiny_table, spac
         plan_profile(RES, space, existing=LatencyTable.load(tiny_table), precision="int8")
 
 
-def test_int8_blocks_are_faster_than_fp32(int8_table, tiny_table):
-    """Not a timing assertion on one block: over the whole table, int8 blocks are not slower in
-    total than the same fp32 blocks by more than 2x (a sanity bound on what was timed)."""
+def test_an_int8_table_covers_the_same_blocks_as_fp32(int8_table, tiny_table):
+    """The same plan in the other precision: the same blocks, each with a positive latency
+    (how fast int8 is, is a benchmark's business: benchmarks/speed_claims.py)."""
     int8, fp32 = LatencyTable.load(int8_table), LatencyTable.load(tiny_table)
-    shared = [k for k in int8.rows if k in fp32.rows]
-    assert len(shared) == len(int8.rows)
-    assert sum(int8.rows[k]["median_ms"] for k in shared) < 2 * sum(fp32.rows[k]["median_ms"] for k in shared)
+    assert set(int8.rows) == set(fp32.rows)
+    assert all(row["median_ms"] > 0 and row["p10_ms"] <= row["p90_ms"] for row in int8.rows.values())
 
 
 def test_cli_profile_measure_and_export_in_int8(int8_table, tiny_table, space_file, tmp_path, capsys):

@@ -42,10 +42,8 @@ def size(text: str) -> tuple[int, int]:
 def trained_in(folder: Path, names: list[str]) -> dict:
     """name -> (model with its trained weights, {"steps", "dataset"}) for the networks of
     ``names`` in a validate folder (the longest-trained row of each)."""
-    import torch
-
     from nas.validate import checkpoint_path, read_results
-    from search_space.create import build_network
+    from search_space.create import build_network, load_checkpoint
     from search_space.network import network_from_dict
 
     found = {}
@@ -54,7 +52,7 @@ def trained_in(folder: Path, names: list[str]) -> dict:
         path = checkpoint_path(folder, (name, row["spec"], row["recipe"], row["dataset"]))
         if name in names and name not in found and path.is_file():
             model = build_network(network_from_dict(json.loads(row["spec"])))
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+            load_checkpoint(model, path)
             found[name] = (model.eval(), {"steps": row["steps"], "dataset": row["dataset"]})
     return found
 

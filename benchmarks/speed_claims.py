@@ -48,7 +48,7 @@ import onnxruntime as ort  # noqa: E402
 
 from latency_tables.bundle import export_bundle, network_id  # noqa: E402
 from latency_tables.quantize import QuantCalibration, argmax_agreement, quantize_int8  # noqa: E402
-from nas.data import open_dataset  # noqa: E402
+from nas.data import image_arrays, open_dataset  # noqa: E402
 from reports.report import SPEEDUP_PAIRS  # noqa: E402
 from search_space.cost import export_onnx  # noqa: E402
 from search_space.create import build_network  # noqa: E402
@@ -65,8 +65,7 @@ BOOTSTRAP = 2000
 
 
 def synthetic_images(size: tuple[int, int], count: int, split: str) -> tuple[np.ndarray, ...]:
-    data = open_dataset("synthetic", split, size, seed=0, length=count)
-    return tuple(data[i][0].unsqueeze(0).numpy() for i in range(count))
+    return image_arrays(open_dataset("synthetic", split, size, seed=0, length=count), count)
 
 
 def ratio_interval(ours: np.ndarray, peer: np.ndarray, rng: np.random.Generator) -> tuple[float, float, float]:

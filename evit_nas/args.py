@@ -104,12 +104,10 @@ def quant_images(args: argparse.Namespace, resolution: tuple[int, int], split: s
     (1, 3, H, W) float32 arrays normalised as for training."""
     if args.quant_images < 1:
         raise CLIError(f"--quant-images {args.quant_images}: give at least 1 calibration image")
-    from nas.data import open_dataset
+    from nas.data import image_arrays, open_dataset
 
-    dataset = open_dataset(args.quant_data, split, tuple(resolution), seed=0, length=args.quant_images)
-    count = min(args.quant_images, len(dataset))
-    step = len(dataset) / count
-    return tuple(dataset[int(i * step)][0].unsqueeze(0).numpy() for i in range(count))
+    return image_arrays(open_dataset(args.quant_data, split, tuple(resolution), seed=0, length=args.quant_images),
+                        args.quant_images)
 
 
 def quant_calibration(args: argparse.Namespace, resolution: tuple[int, int], precision: str | None = None) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from search_space.network import check_input_size
 from search_space.registry import default_resolution, resolve_network
 
-from .args import (CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_remote, add_space,
+from .args import (PRECISION_CHOICES, CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_remote, add_space,
                    add_timing, billions, host_name, load_space, millions, network_arg, parse_input_size,
                    quant_calibration, warn_float_ops,
                    parse_resolution, print_json,
@@ -134,7 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_timing(q)
     add_json(q, "print the whole explanation as JSON")
     q.add_argument("--csv", metavar="FILE", help="write the operator-type rows to this CSV (metadata as # lines)")
-    q.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    q.add_argument("--precision", choices=PRECISION_CHOICES, default="fp32",
                    help="fp32, or int8 quantized as `--precision int8` does (calibrated on unit-normal inputs: the "
                    "scales change, the kernels and their times do not) (default: fp32)")
     add_force(q, "replace an existing --csv file")
@@ -199,11 +199,11 @@ def _table_path(args: argparse.Namespace) -> Path:
 
 
 def _warn_table_float_ops(table) -> None:
-    ops = table.meta.get("int8_float_ops")
-    if ops and ops.get("ops"):
-        listed = ", ".join(f"{op} x{n}" for op, n in ops["ops"].items())
-        print(f"WARNING: int8: {ops['models']} of the table's models keep operators in fp32 (onnxruntime has no int8 "
-              f"kernel for them; they run in float between dequantize and quantize): {listed}", file=sys.stderr)
+    from latency_tables.quantize import table_float_ops_line
+
+    line = table_float_ops_line(table.meta.get("int8_float_ops"))
+    if line:
+        print(line, file=sys.stderr)
 
 
 def _entry_label(entry: dict) -> str:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .args import (CLIError, add_json, add_remote, add_timing, host_name, parse_resolution, print_json, remote_target, resolve,
+from .args import (PRECISION_CHOICES, CLIError, add_json, add_remote, add_timing, host_name, parse_resolution, print_json, remote_target, resolve,
                    warn_about_table)
 from .progress import Progress
 from .search import search_progress
@@ -50,7 +50,7 @@ def _add_comparison(p: argparse.ArgumentParser) -> None:
                    help="networks of 'Where the time goes', each profiled with onnxruntime's profiler on this machine "
                    f"(default: {' '.join(BREAKDOWN)}; the demo: {' '.join(DEMO_BREAKDOWN)})")
     g.add_argument("--no-breakdown", action="store_true", help="leave out 'Where the time goes'")
-    g.add_argument("--precision", choices=("fp32", "int8"),
+    g.add_argument("--precision", choices=PRECISION_CHOICES,
                    help="the deployment precision the networks are measured in: the table's (a table of another "
                    "precision is refused; build one with `evit-nas profile --precision`)")
     g.add_argument("--speed-claims", metavar="JSON",

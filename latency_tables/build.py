@@ -23,7 +23,7 @@ from search_space.records import package_version, read_csv
 from search_space.registry import model_spec
 
 from .bundle import ProfileError, export_bundle, run_locally
-from .quantize import QuantCalibration
+from .quantize import QuantCalibration, summarise_float_ops
 from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
 
@@ -145,13 +145,7 @@ def import_results(
                              "raw_median_ms": round(row["median_ms"], 6)})
     table_meta["calibration_networks"] = networks
     if manifest.get("precision", "fp32") != "fp32":
-        floating = [e["float_ops"] for e in manifest["entries"] if e.get("float_ops")]
-        totals: dict[str, int] = {}
-        for ops in floating:
-            for op, n in ops.items():
-                totals[op] = totals.get(op, 0) + n
-        table_meta["int8_float_ops"] = {"models": len(floating), "of": len(manifest["entries"]),
-                                        "ops": dict(sorted(totals.items()))}
+        table_meta["int8_float_ops"] = summarise_float_ops(manifest["entries"])
     if base is not None and table_meta.get("coverage") != manifest.get("coverage", "space"):
         table_meta["coverage"] = "space + networks"
     table = LatencyTable(table_meta, rows, path="the new table")
@@ -208,6 +202,8 @@ def plan_profile(
     networks sampled from the space with ``seed`` (validation samples with other seeds).
     Rows already in ``existing`` are not timed again.
     """
+    if existing is not None:
+        existing.check(precision=precision)  # an existing table is only ever extended in its own precision
     if blocks_from:
         keys = [k for spec in blocks_from for k in space.blocks(spec, resolution)]
         networks = list(dict.fromkeys(blocks_from))
@@ -223,8 +219,6 @@ def plan_profile(
         keys = [k for k in keys if k not in existing.rows]
         done = {repr(n["spec"]) for n in existing.meta.get("calibration_networks", [])}
         networks = [n for n in networks if repr(n.to_dict()) not in done]
-    if existing is not None:
-        existing.check(precision=precision)
     return ProfilePlan(resolution, keys, networks, fingerprint, coverage, precision, calibration)
 
 

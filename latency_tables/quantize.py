@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PRECISIONS", "FLOAT_COMPUTE_OPS", "QuantCalibration", "argmax_agreement", "float_ops_line", "float_operators", "quantize_int8",
-           "unit_normal_inputs"]
+__all__ = ["PRECISIONS", "FLOAT_COMPUTE_OPS", "QuantCalibration", "argmax_agreement", "float_ops_line", "float_operators",
+           "quantize_int8", "summarise_float_ops", "table_float_ops_line", "unit_normal_inputs"]
 
 #: the deployment precisions a table, a bundle or a measurement can have
 PRECISIONS = ("fp32", "int8")
@@ -148,19 +148,40 @@ def float_operators(path: str | Path) -> dict[str, int]:
     return dict(sorted(floating.items()))
 
 
+def _ops_text(ops: dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in ops.items())
+
+
+def _float_ops_warning(models: str, listed: str) -> str:
+    return (f"WARNING: int8: {models} keep operators in fp32 (onnxruntime has no int8 kernel for them; they run in "
+            f"float between dequantize and quantize): {listed}")
+
+
 def float_ops_line(entries: Sequence[dict], label: Callable[[dict], str]) -> str | None:
     """One warning line naming the operators an int8 export left in fp32, per entry
     (``label`` names an entry), or None when there are none (or nothing is int8)."""
-    parts = []
-    for entry in entries:
-        ops = entry.get("float_ops")
-        if ops:
-            parts.append(f"{label(entry)}: " + ", ".join(f"{op} x{n}" for op, n in ops.items()))
+    parts = [f"{label(entry)}: {_ops_text(entry['float_ops'])}" for entry in entries if entry.get("float_ops")]
     if not parts:
         return None
     shown = "; ".join(parts[:6]) + (f"; and {len(parts) - 6} more models" if len(parts) > 6 else "")
-    return (f"WARNING: int8: {len(parts)} model(s) keep operators in fp32 (onnxruntime has no int8 kernel for "
-            f"them; they run in float between dequantize and quantize): {shown}")
+    return _float_ops_warning(f"{len(parts)} model(s)", shown)
+
+
+def summarise_float_ops(entries: Sequence[dict]) -> dict:
+    """The operators left in fp32 over a bundle's ``entries``, for a table's metadata:
+    ``{"models": how many keep some, "of": how many in all, "ops": {op type: count}}``."""
+    floating = [e["float_ops"] for e in entries if e.get("float_ops")]
+    totals: Counter[str] = Counter()
+    for ops in floating:
+        totals.update(ops)
+    return {"models": len(floating), "of": len(entries), "ops": dict(sorted(totals.items()))}
+
+
+def table_float_ops_line(summary: dict | None) -> str | None:
+    """The warning line of a table's :func:`summarise_float_ops` record, None when there is none."""
+    if not summary or not summary.get("ops"):
+        return None
+    return _float_ops_warning(f"{summary['models']} of the table's models", _ops_text(summary["ops"]))
 
 
 def argmax_agreement(fp32_path: str | Path, int8_path: str | Path, inputs: Sequence[np.ndarray]) -> float:

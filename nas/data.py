@@ -27,7 +27,7 @@ import torch
 
 from search_space.errors import EvitNasError
 
-__all__ = ["IGNORE_INDEX", "DatasetError", "CityscapesDataset", "ADE20KDataset", "CamVidDataset", "SyntheticDataset",
+__all__ = ["IGNORE_INDEX", "DatasetError", "image_arrays", "CityscapesDataset", "ADE20KDataset", "CamVidDataset", "SyntheticDataset",
            "CITYSCAPES_CLASSES", "CAMVID_CLASSES", "SYNTHETIC_CLASSES", "open_dataset"]
 
 IGNORE_INDEX = 255
@@ -387,3 +387,12 @@ def open_dataset(name: str, split: str = "train", resolution: tuple[int, int] = 
     if kind == "ade20k" and path:
         return ADE20KDataset(path, "training" if split == "train" else "validation")
     raise DatasetError(f"unknown dataset {name!r}; choose {DATASET_CHOICES}")
+
+
+def image_arrays(dataset: torch.utils.data.Dataset, count: int) -> tuple[np.ndarray, ...]:
+    """``count`` images of ``dataset`` (all of them if it has fewer), evenly spread over it,
+    as (1, 3, H, W) float32 arrays normalised as for training: what int8 models are
+    calibrated and compared on."""
+    count = min(count, len(dataset))
+    step = len(dataset) / count
+    return tuple(dataset[int(i * step)][0].unsqueeze(0).numpy() for i in range(count))

@@ -230,9 +230,7 @@ def trained_networks(attrs: dict[str, Any], names: Sequence[str]) -> dict[str, t
     study (its ``validation:*`` attributes name the spec and checkpoint): name -> (model in
     evaluation mode, the attribute). The longest-trained one if there are several; none if
     its checkpoint file is gone."""
-    import torch
-
-    from search_space.create import build_network
+    from search_space.create import build_network, load_checkpoint
     from search_space.network import network_from_dict
 
     found: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -242,8 +240,7 @@ def trained_networks(attrs: dict[str, Any], names: Sequence[str]) -> dict[str, t
         if record["network"] in found or not Path(record["checkpoint"]).is_file():
             continue
         model = build_network(network_from_dict(record["spec"]))
-        state = torch.load(record["checkpoint"], map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        load_checkpoint(model, record["checkpoint"])
         found[record["network"]] = (model.eval(), record)
     return found
 
@@ -814,7 +811,7 @@ def int8_fidelity_rows(networks: Sequence[tuple[str, NetworkSpec]], resolution: 
     import torch
 
     from latency_tables.quantize import QuantCalibration
-    from nas.data import open_dataset
+    from nas.data import image_arrays, open_dataset
     from nas.validate import open_datasets
     from search_space.create import build_network
 
@@ -822,7 +819,7 @@ def int8_fidelity_rows(networks: Sequence[tuple[str, NetworkSpec]], resolution: 
 
     def images(split):
         data = open_dataset("synthetic", split, tuple(resolution), seed=0, length=FIDELITY_IMAGES)
-        return QuantCalibration(f"synthetic {split}", tuple(data[i][0][None].numpy() for i in range(len(data))))
+        return QuantCalibration(f"synthetic {split}", image_arrays(data, FIDELITY_IMAGES))
 
     calibration, held_out = images("train"), images("val")
     size = "x".join(map(str, resolution))

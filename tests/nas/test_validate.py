@@ -215,7 +215,7 @@ def infeasible_journal(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--study", "v", "--top-k", "9"], r"K=9 but the front of study 'v' has \d+ networks; use --top-k \d+ or less"),
+    (["--study", "v", "--top-k", "99"], r"K=99 but the front of study 'v' has \d+ networks; use --top-k \d+ or less"),
     (["--study", "v", "--top-k", "0"], "--top-k must be at least 1, got 0"),
     (["--study", "v"], "--study needs --top-k K"),
     (["--study", "nope", "--top-k", "1"], "no study 'nope' in"),

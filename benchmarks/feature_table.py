@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nas.validate import trained_in  # noqa: E402
 from reports.features import FEATURE_NETWORKS  # noqa: E402
 from reports.report import FEATURE_RESOLUTIONS, FEATURE_TIMING, feature_rows, measured_at_sizes  # noqa: E402
 from search_space.records import read_csv, write_atomic, write_csv  # noqa: E402
@@ -37,24 +38,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 def size(text: str) -> tuple[int, int]:
     h, w = text.lower().split("x")
     return int(h), int(w)
-
-
-def trained_in(folder: Path, names: list[str]) -> dict:
-    """name -> (model with its trained weights, {"steps", "dataset"}) for the networks of
-    ``names`` in a validate folder (the longest-trained row of each)."""
-    from nas.validate import checkpoint_path, read_results
-    from search_space.create import build_network, load_checkpoint
-    from search_space.network import network_from_dict
-
-    found = {}
-    for row in sorted(read_results(folder / "results.csv"), key=lambda r: -r["steps"]):
-        name = row["network"]
-        path = checkpoint_path(folder, (name, row["spec"], row["recipe"], row["dataset"]))
-        if name in names and name not in found and path.is_file():
-            model = build_network(network_from_dict(json.loads(row["spec"])))
-            load_checkpoint(model, path)
-            found[name] = (model.eval(), {"steps": row["steps"], "dataset": row["dataset"]})
-    return found
 
 
 def main() -> int:

@@ -28,7 +28,7 @@ from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
 
 __all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks", "plan_profile", "export_plan",
-           "calibrate", "read_results", "reference_spec", "speed_factor"]
+           "calibrate", "calibration_sample", "official_networks", "read_results", "reference_spec", "speed_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,40 @@ class ProfilePlan:
     calibration: QuantCalibration | None = None
 
 
+def official_networks(space: SearchSpace) -> list[tuple[str, ArchSpec]]:
+    """EfficientViT-B0..B3 (Cityscapes layout, the space's classes) that ``space`` holds."""
+    out = []
+    for b in range(4):
+        name = f"efficientvit_seg_b{b}"
+        try:
+            spec = model_spec(name, "cityscapes")
+        except ValueError:
+            continue
+        spec = spec.replace(num_classes=space.num_classes)
+        if space.contains(spec):
+            out.append((name, spec))
+    return out
+
+
+def calibration_sample(space: SearchSpace, count: int, seed: int = 0) -> list[ArchSpec]:
+    """The ``count`` networks a table of ``space`` is calibrated on: EfficientViT-B0..B3
+    where the space holds them, then random networks of the space (``seed``).
+
+    B0 sits in the space's smallest corner, which random draws do not come near (at
+    128x256 on a 2-core AMD EPYC, B0 takes 2.4 ms in int8 and the smallest of 50 random
+    networks 3.8 ms); a table calibrated on random networks only overpredicted it by 26%.
+    """
+    anchors = [spec for _, spec in official_networks(space)][:count]
+    out = list(anchors)
+    draw = 0
+    while len(out) < count and draw < 100 * count:  # (a tiny space may hold fewer networks)
+        spec = space.sample(10_000 + seed * 100_003 + draw)
+        draw += 1
+        if spec not in out:
+            out.append(spec)
+    return out
+
+
 def plan_profile(
     resolution: tuple[int, int],
     space: SearchSpace,
@@ -199,7 +233,8 @@ def plan_profile(
 
     With ``blocks_from``, only those networks' blocks are timed and the networks
     themselves calibrate; otherwise every block of the space, and ``calibration_networks``
-    networks sampled from the space with ``seed`` (validation samples with other seeds).
+    networks of the space (:func:`calibration_sample` with ``seed``; validation samples with
+    other seeds).
     Rows already in ``existing`` are not timed again.
     """
     if existing is not None:
@@ -210,8 +245,7 @@ def plan_profile(
         fingerprint, coverage = None, "networks"
     else:
         keys = space.unique_blocks(resolution)
-        rng_seed = 10_000 + seed
-        networks = [space.sample(rng_seed + i) for i in range(calibration_networks)]
+        networks = calibration_sample(space, calibration_networks, seed)
         fingerprint, coverage = space.fingerprint(), "space"
         keys = keys + [k for n in networks for k in space.blocks(n, resolution)]
     keys = list(dict.fromkeys(keys))

@@ -94,7 +94,11 @@ def _feeds(session, seed: int = 0) -> dict:
     feeds = {}
     for inp in session.get_inputs():
         shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-        feeds[inp.name] = rng.standard_normal(shape).astype(np.float32)
+        if inp.type in ("tensor(uint8)", "tensor(int8)"):  # a block of an int8 table: a quantized activation
+            bounds = np.iinfo(np.uint8 if inp.type == "tensor(uint8)" else np.int8)
+            feeds[inp.name] = rng.integers(bounds.min, bounds.max + 1, size=shape, dtype=bounds.dtype)
+        else:
+            feeds[inp.name] = rng.standard_normal(shape).astype(np.float32)
     return feeds
 
 

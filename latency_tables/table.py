@@ -9,8 +9,9 @@ call and the layout changes at its edges, and (timed interleaved with other mode
 the protocol does) it reads its input cold from memory, while inside a network the input
 was just written by the previous block and is still in cache; ONNX Runtime also fuses and
 reorders across block edges. So the table also holds end-to-end timings of calibration
-networks (sampled from the space, timed in the same run), and the predictor is a
-calibrated sum::
+networks (B0-B3 where the space holds them, and random networks of the space:
+``build.calibration_sample``; timed in the same run), and the predictor is a calibrated
+sum::
 
     predicted_ms = sum over blocks b of (a[kind(b)] * table_ms(b) + p + q * input_MB(b)) + c
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from search_space import ArchSpec, SearchSpace
 from search_space.records import atomic_path, write_csv as write_records
-from search_space.registry import model_spec
 
+from .build import official_networks
 from .measure import measure, measurement_rows
 from .table import LatencyTable
 
@@ -31,7 +31,8 @@ CSV_COLUMNS = ["name", "summary", "macs", "predicted_ms", "measured_ms", "error_
 
 def held_out_networks(space: SearchSpace, table: LatencyTable, samples: int, seed: int) -> list[tuple[str, ArchSpec]]:
     """``samples`` random networks of ``space`` not used to calibrate ``table``, then the
-    official B0-B3 that the space contains."""
+    official B0-B3 that the space contains, unless they calibrated the table (as
+    :func:`.build.calibration_sample` does)."""
     used = {repr(n["spec"]) for n in table.meta.get("calibration_networks", [])}
     out: list[tuple[str, ArchSpec]] = []
     seen: set[ArchSpec] = set()
@@ -43,14 +44,8 @@ def held_out_networks(space: SearchSpace, table: LatencyTable, samples: int, see
             continue
         seen.add(spec)
         out.append((f"sample{len(out):03d}", spec))
-    for b in range(4):
-        name = f"efficientvit_seg_b{b}"
-        try:
-            spec = model_spec(name, "cityscapes")
-        except ValueError:
-            continue
-        spec = spec.replace(num_classes=space.num_classes)
-        if space.contains(spec) and spec not in seen:
+    for name, spec in official_networks(space):
+        if repr(spec.to_dict()) not in used and spec not in seen:
             out.append((name, spec))
     return out
 

@@ -40,9 +40,9 @@ import optuna
 import torch
 
 from search_space.cost import count_macs, count_params
-from search_space.create import build_network
+from search_space.create import build_network, load_checkpoint
 from search_space.errors import EvitNasError
-from search_space.network import NetworkSpec
+from search_space.network import NetworkSpec, network_from_dict
 from search_space.records import cpu_model, read_csv, write_csv
 from search_space.registry import model_spec
 
@@ -50,7 +50,7 @@ from .data import open_dataset
 from .search import front, trial_result
 from .train import Recipe, _device, evaluate, train
 
-__all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries",
+__all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries", "trained_in",
            "open_datasets", "validate", "read_results", "safe_name", "attribute_name", "training_resolution", "TRAIN_RESOLUTION"]
 
 REFERENCE = "efficientvit_seg_b0"
@@ -278,6 +278,22 @@ def checkpoint_path(work_dir: Path, key: tuple[str, ...]) -> Path:
     """Where the network of ``key`` (name, spec JSON, recipe JSON, dataset) is checkpointed."""
     digest = hashlib.sha1(json.dumps(list(key)).encode()).hexdigest()[:10]
     return work_dir / "checkpoints" / f"{safe_name(key[0])}-{digest}.pt"
+
+
+def trained_in(work_dir: str | Path, names: Sequence[str] | None = None) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The networks a validate folder (``results.csv`` + ``checkpoints/``) trained, those of
+    ``names`` only if given: name -> (model in evaluation mode with its trained weights, its
+    results row). The longest-trained run of each network whose checkpoint is still there."""
+    work_dir = Path(work_dir)
+    found: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for row in sorted(read_results(work_dir / "results.csv"), key=lambda r: -r["steps"]):
+        name = row["network"]
+        path = checkpoint_path(work_dir, (name, row["spec"], row["recipe"], row["dataset"]))
+        if (names is None or name in names) and name not in found and path.is_file():
+            model = build_network(network_from_dict(json.loads(row["spec"])))
+            load_checkpoint(model, path)
+            found[name] = (model.eval(), row)
+    return found
 
 
 def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,

@@ -129,3 +129,25 @@ def _set_first_median(text: str, value: str) -> str:
 def test_missing_file(tmp_path):
     with pytest.raises(TableError, match="latency table not found: .*build one with `evit-nas profile`"):
         LatencyTable.load(tmp_path / "none.csv")
+
+
+def test_calibration_networks_are_b0_to_b3_then_random_networks():
+    """A table of the default space is calibrated on B0-B3 (B0: the space's smallest corner,
+    far from random draws) and then on random networks; validation holds out random ones."""
+    from latency_tables.build import calibration_sample, official_networks
+    from latency_tables.validate import held_out_networks
+    from search_space import SearchSpace
+    from search_space.cost import count_macs
+
+    space = SearchSpace.default()
+    picked = calibration_sample(space, 12, seed=0)
+    official = [spec for _, spec in official_networks(space)]
+    assert len(official) == 4 and picked[:4] == official and len(set(picked)) == 12
+    assert picked[4:] == [space.sample(10_000 + i) for i in range(8)]
+    draws = [count_macs(space.sample(10_000 + i), RES) for i in range(100)]
+    assert count_macs(official[0], RES) < min(draws)  # B0 lies outside what random draws reach
+    assert calibration_sample(space, 12, seed=1) != picked and calibration_sample(space, 3) == official[:3]
+    table = LatencyTable({"calibration_networks": [{"spec": spec.to_dict()} for spec in picked]}, {}, Calibration())
+    held_out = held_out_networks(space, table, 5, seed=1)
+    assert [name for name, _ in held_out] == [f"sample{i:03d}" for i in range(5)]
+    assert not {spec for _, spec in held_out} & set(picked)

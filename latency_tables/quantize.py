@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search_space.records import atomic_path
+
 __all__ = ["PRECISIONS", "FLOAT_COMPUTE_OPS", "QuantCalibration", "argmax_agreement", "float_ops_line", "float_operators",
            "network_edges", "quantize_int8", "summarise_float_ops", "table_float_ops_line", "unit_normal_inputs"]
 
@@ -124,18 +126,17 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path, inputs: Sequence
         prepared = Path(tmp) / "prepared.onnx"
         # shape inference and graph clean-up (folds BatchNorm into Conv) before quantizing
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        partial = int8_path.with_name(int8_path.name + ".partial")
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantizer logs notes (e.g. per-channel axes of LayerNorm) on the root logger
         try:
-            quantize_static(str(prepared), str(partial), _Reader(name, inputs), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"CalibTensorRangeSymmetric": False})
+            with atomic_path(int8_path) as partial:
+                quantize_static(str(prepared), str(partial), _Reader(name, inputs), quant_format=QuantFormat.QDQ,
+                                per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=CalibrationMethod.MinMax,
+                                extra_options={"CalibTensorRangeSymmetric": False})
         finally:
             root.setLevel(level)
-        partial.replace(int8_path)
     return float_operators(int8_path)
 
 
@@ -196,9 +197,8 @@ def network_edges(path: str | Path, *, input: bool = True, output: bool = True) 
         done.append("output")
     if done:
         onnx.checker.check_model(model)
-        partial = Path(str(path) + ".partial")
-        onnx.save(model, str(partial))
-        partial.replace(path)
+        with atomic_path(path) as tmp:
+            onnx.save(model, str(tmp))
     return done
 
 

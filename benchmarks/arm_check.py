@@ -113,19 +113,30 @@ def tail(text: str, lines: int = 6) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def probe_guest(cache: Path, port: int) -> dict:
-    """The agent's view of the guest: run ``profile.py info`` there with the bundle's files."""
+def copy_into_guest(cache: Path, port: int, files: dict[str, Path], folder: str, what: str) -> None:
+    """Replace the guest's ``folder`` with ``files`` (name in the guest -> path here), over SSH
+    as a tar stream.
+
+    Raises:
+        RuntimeError: the copy failed (names ``what``).
+    """
     import io
     import tarfile
 
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
-        tar.add(ROOT / "latency_tables" / "profile.py", arcname="profile.py")
-        tar.add(ROOT / "search_space" / "records.py", arcname="records.py")
-    copy = ssh(cache, port, "rm -rf /root/agent-probe && mkdir -p /root/agent-probe && tar -C /root/agent-probe -xf -",
+        for name, path in files.items():
+            tar.add(path, arcname=name)
+    copy = ssh(cache, port, f"rm -rf {folder} && mkdir -p {folder} && tar -C {folder} -xf -",
                input_bytes=archive.getvalue())
     if copy.returncode != 0:
-        raise RuntimeError(f"could not copy the agent to the guest: {copy.stderr.decode()[-300:]}")
+        raise RuntimeError(f"could not copy {what} to the guest: {copy.stderr.decode()[-300:]}")
+
+
+def probe_guest(cache: Path, port: int) -> dict:
+    """The agent's view of the guest: run ``profile.py info`` there with the bundle's files."""
+    copy_into_guest(cache, port, {"profile.py": ROOT / "latency_tables" / "profile.py",
+                                  "records.py": ROOT / "search_space" / "records.py"}, "/root/agent-probe", "the agent")
     done = ssh(cache, port, "cd /root/agent-probe && python3 -", input_bytes=PROBE.encode())
     if done.returncode != 0:
         raise RuntimeError(f"the agent does not run in the guest: {done.stderr.decode()[-1500:]}")
@@ -143,16 +154,7 @@ PI_PYTHON = "/root/pi-venv/bin/python"
 
 def pi_venv(cache: Path, port: int) -> str:
     """Make the venv a board's user makes, in the guest; returns its numpy and onnxruntime versions."""
-    import io
-    import tarfile
-
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        tar.add(cache / "wheels", arcname=".")
-    copy = ssh(cache, port, "rm -rf /root/wheels && mkdir -p /root/wheels && tar -C /root/wheels -xf -",
-               input_bytes=archive.getvalue())
-    if copy.returncode != 0:
-        raise RuntimeError(f"could not copy the wheels to the guest: {copy.stderr.decode()[-300:]}")
+    copy_into_guest(cache, port, {".": cache / "wheels"}, "/root/wheels", "the wheels")
     done = ssh(cache, port, PI_VENV, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"venv + pip install failed in the guest: {done.stderr.decode()[-1500:]}")

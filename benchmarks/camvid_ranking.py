@@ -71,8 +71,12 @@ def recipe_json(lr: float) -> str:
 
 
 # ----------------------------------------------------------------------------- networks
-def choose_networks() -> dict[str, Any]:
-    """B0, B1 and 16 sampled networks spread log-evenly in predicted latency up to B1's.
+def spread_networks(first_seed: int, samples: int, bins: int, prefix: str,
+                    fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``fixed`` networks (name -> ArchSpec) and ``bins`` networks sampled from seeds
+    ``first_seed .. first_seed + samples - 1``, spread log-evenly in predicted latency between
+    the fastest sample and B1 (one per bin: the lowest seed inside it, else the nearest to its
+    centre); named ``{prefix}00``, ``{prefix}01``, ...
 
     Latencies are predicted with the shipped 2-core table at 256x512 for the 19-class
     (Cityscapes) heads the table was measured with; the networks are trained with 11.
@@ -80,36 +84,47 @@ def choose_networks() -> dict[str, Any]:
     import numpy as np
 
     from latency_tables.table import LatencyTable
-    from search_space.cost import count_macs, count_params
     from search_space import SearchSpace
     from search_space.registry import model_spec
 
     table = LatencyTable.load(TABLE)
     space = SearchSpace.default()
-    samples = [(seed, spec, table.predict_ms(spec, TABLE_RESOLUTION))
-               for seed, spec in ((seed, space.sample(seed)) for seed in range(SAMPLES))]
-    zoo = {name: model_spec(model) for name, model in ZOO.items()}
-    low, high = min(ms for *_, ms in samples), table.predict_ms(zoo["b1"], TABLE_RESOLUTION)
-    edges = np.geomspace(low, high, BINS + 1)
-    pool = [s for s in samples if low <= s[2] <= high]  # in seed order: "first sampled" = lowest seed
+    samples_ = [(seed, spec, table.predict_ms(spec, TABLE_RESOLUTION))
+                for seed, spec in ((seed, space.sample(seed)) for seed in range(first_seed, first_seed + samples))]
+    low, high = min(ms for *_, ms in samples_), table.predict_ms(model_spec(ZOO["b1"]), TABLE_RESOLUTION)
+    edges = np.geomspace(low, high, bins + 1)
+    pool = [s for s in samples_ if low <= s[2] <= high]  # in seed order: "first sampled" = lowest seed
     picked: list[tuple[int, Any, float]] = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         unused = [s for s in pool if all(s[0] != p[0] for p in picked)]
         inside = [s for s in unused if lo <= s[2] <= hi]
         centre = math.sqrt(lo * hi)
         picked.append(inside[0] if inside else min(unused, key=lambda s: abs(math.log(s[2] / centre))))
-    entries = [(name, None, spec, table.predict_ms(spec, TABLE_RESOLUTION)) for name, spec in zoo.items()]
-    entries += [(f"net{i:02d}", seed, spec, ms) for i, (seed, spec, ms) in enumerate(picked)]
-    crop = make_recipe(1, 0, 1e-3).crop
-    networks = []
-    for name, seed, spec, ms in entries:
-        spec = spec.replace(num_classes=NUM_CLASSES)
-        networks.append({"name": name, "sample_seed": seed, "predicted_latency_ms": round(ms, 3),
-                         "params": count_params(spec), "macs": count_macs(spec, crop), "spec": spec.to_dict()})
+    entries = [(name, None, spec, table.predict_ms(spec, TABLE_RESOLUTION)) for name, spec in (fixed or {}).items()]
+    entries += [(f"{prefix}{i:02d}", seed, spec, ms) for i, (seed, spec, ms) in enumerate(picked)]
+    networks = [network_entry(name, spec, ms, sample_seed=seed) for name, seed, spec, ms in entries]
     return {"table": str(TABLE.relative_to(ROOT)), "table_resolution": list(TABLE_RESOLUTION),
             "latency_note": "predicted for the 19-class (Cityscapes) head: the table has no 11-class output block",
-            "space_fingerprint": space.fingerprint(), "samples": SAMPLES, "range_ms": [round(low, 3), round(high, 3)],
-            "bin_edges_ms": [round(float(e), 3) for e in edges], "macs_at": list(crop), "networks": networks}
+            "space_fingerprint": space.fingerprint(), "samples": samples, "first_seed": first_seed,
+            "range_ms": [round(low, 3), round(high, 3)],
+            "bin_edges_ms": [round(float(e), 3) for e in edges], "macs_at": list(make_recipe(1, 0, 1e-3).crop),
+            "networks": networks}
+
+
+def network_entry(name: str, spec: Any, predicted_ms: float, **extra: Any) -> dict[str, Any]:
+    """One trained network's record: its spec with the 11-class CamVid head, params, MACs at the crop."""
+    from search_space.cost import count_macs, count_params
+
+    spec = spec.replace(num_classes=NUM_CLASSES)
+    return {"name": name, **extra, "predicted_latency_ms": round(predicted_ms, 3), "params": count_params(spec),
+            "macs": count_macs(spec, make_recipe(1, 0, 1e-3).crop), "spec": spec.to_dict()}
+
+
+def choose_networks() -> dict[str, Any]:
+    """B0, B1 and 16 sampled networks (seeds 0..2999) spread log-evenly in predicted latency up to B1's."""
+    from search_space.registry import model_spec
+
+    return spread_networks(0, SAMPLES, BINS, "net", {name: model_spec(model) for name, model in ZOO.items()})
 
 
 def load_networks(path: Path) -> list[dict[str, Any]]:
@@ -320,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="the CamVid folder (train/, trainannot/, val/, valannot/); required to train")
     parser.add_argument("--steps", type=int, nargs="+", default=[500, 1000, 2000])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--networks", nargs="+", help="restrict to these names (b0, b1, net00..net15)")
+    parser.add_argument("--networks", nargs="+", help="restrict to these names (b0, b1, net00..net15, or those of "
+                        "--extra), trained in the order given")
     parser.add_argument("--extra", metavar="JSON", help="more networks to train with the same recipe and CSV (the "
                         "search-vs-B0 and ablation networks of camvid_checks.py); the summary ignores them")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
@@ -364,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         pilot = lr_pilot(by_name, args.data, out, args.jobs, args.pilot_steps, args.timing_steps)
     print(f"lr {pilot['lr']:g} (pilot: " + ", ".join(f"{r['lr']:g} -> {r['miou']:.1f}%" for r in pilot["b0"])
           + f"); s/step at 1 thread: {pilot['seconds_per_step']}", flush=True)
-    chosen = [n for n in networks + extra if not args.networks or n["name"] in args.networks]
+    chosen = [by_name[name] for name in args.networks] if args.networks else networks + extra  # in the order given
     failed = run_queue(chosen, args.seeds, args.steps, pilot["lr"], args.data, out, args.jobs)
     print(f"queue finished, {failed} run(s) failed", flush=True)
     return 1 if failed else 0

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from latency_tables.adapt import adapt_table  # noqa: E402
 from latency_tables.build import measure_networks, plan_profile, profile_table  # noqa: E402
 from latency_tables.table import LatencyTable  # noqa: E402
+from latency_tables.timing import Timing  # noqa: E402
 from latency_tables.validate import Summary, compare, held_out_networks  # noqa: E402
 from search_space import SearchSpace  # noqa: E402
 from search_space.records import cpu_model, write_atomic  # noqa: E402
@@ -72,7 +73,7 @@ def main() -> int:
         held_out = held_out_networks(space, source, args.samples, args.seed)
         print(f"timing {len(held_out)} held-out networks here ({report['cpu']}), {threads} thread(s)", flush=True)
         meta, results, _ = measure_networks([s for _, s in held_out], source.resolution, work_dir=work / "held-out",
-                                            device=args.device, threads=threads)
+                                            device=args.device, timing=Timing(threads=threads))
         report["onnxruntime"] = meta.get("onnxruntime")
         report["unadapted_source_vs_raw"] = judge(source, held_out, results, rescale=False)
         report["unadapted_source_rescaled_by_b0"] = judge(source, held_out, results, rescale=True)

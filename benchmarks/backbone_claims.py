@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from latency_tables.measure import measure  # noqa: E402
-from reports.report import BACKBONE_CLAIM  # noqa: E402
+from latency_tables.timing import Timing  # noqa: E402
+from reports.backbones import BACKBONE_CLAIM  # noqa: E402
 from search_space.cost import count_macs, count_params  # noqa: E402
 from search_space.peers import published  # noqa: E402
 from search_space.records import write_atomic  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> int:
             for r in range(args.rounds):
                 for name, size, into in ((ours, our_size, ours_ms), (base, base_size, base_ms)):
                     rows, meta = measure([(name, model_spec(name))], size, work_dir=Path(work) / f"{name}-{r}",
-                                         device="here", threads=args.threads, warmup=args.warmup, repeats=args.repeats)
+                                         device="here", timing=Timing(args.warmup, args.repeats, args.threads))
                     into.append(rows[0]["raw_measured_ms"])
                     print(f"round {r + 1}: {name} at {size[0]}x{size[1]}: {into[-1]:.1f} ms", flush=True)
         ratios = [b / o for o, b in zip(ours_ms, base_ms)]

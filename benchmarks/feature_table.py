@@ -1,6 +1,6 @@
 """The EfficientViT poster's feature table, measured on this machine at the report's
 default sizes (256x512, 512x1024, 1024x2048): the same code as ``evit-nas report``'s
-feature table (``reports.report.feature_rows``), without a study.
+feature table (``reports.features.feature_rows``), without a study.
 
     python benchmarks/feature_table.py                  # about 5 minutes on one core
     python benchmarks/feature_table.py --resolutions 128x256 256x512 512x1024
@@ -27,10 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas.validate import trained_in  # noqa: E402
-from reports.features import FEATURE_NETWORKS  # noqa: E402
-from reports.report import FEATURE_RESOLUTIONS, FEATURE_TIMING, feature_rows, measured_at_sizes  # noqa: E402
+from latency_tables.timing import Timing  # noqa: E402
+from reports.features import FEATURE_RESOLUTIONS, FEATURE_TIMING, feature_networks, feature_rows  # noqa: E402
+from reports.measured import measured_at_sizes  # noqa: E402
 from search_space.records import read_csv, write_atomic, write_csv  # noqa: E402
-from search_space.registry import model_spec  # noqa: E402
+from search_space.registry import list_models  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -46,10 +47,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--trained", type=Path, metavar="DIR", help="a validate output folder (results.csv, checkpoints/)")
     args = parser.parse_args()
-    pairs = list(FEATURE_NETWORKS.items())
-    sizes = [(name, model_spec(name, "cityscapes"), r) for _, name in pairs for r in args.resolutions]
+    pairs, sizes = feature_networks(args.resolutions, list_models())
     cache = RESULTS / "feature_table_measured.csv"
-    timed = measured_at_sizes(cache, sizes, platform.node() or "here", args.threads, *FEATURE_TIMING)
+    timed = measured_at_sizes(cache, sizes, platform.node() or "here", Timing(*FEATURE_TIMING, threads=args.threads))
     rows = feature_rows(timed, pairs, args.resolutions, trained_in(args.trained, [n for _, n in pairs]) if args.trained else None)
     meta, _ = read_csv(cache)
     info = {"trained_from": str(args.trained) if args.trained else None, "cpu": meta.get("cpu"), "onnxruntime": meta.get("onnxruntime"), "threads": args.threads,

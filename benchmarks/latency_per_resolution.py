@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from latency_tables.build import measure_networks, plan_profile, profile_table  # noqa: E402
 from latency_tables.table import LatencyTable  # noqa: E402
+from latency_tables.timing import Timing  # noqa: E402
 from latency_tables.validate import compare, held_out_networks  # noqa: E402
 from search_space import SearchSpace  # noqa: E402
 from search_space.records import cpu_model, write_atomic  # noqa: E402
@@ -66,7 +67,7 @@ def main() -> int:
             entry["full_build_seconds"] = round(time.monotonic() - started, 1)
             held_out = held_out_networks(space, full, args.samples, args.seed)
             meta, results, _ = measure_networks([s for _, s in held_out], resolution, work_dir=work / f"t{text}",
-                                                device="this-machine", threads=args.threads)
+                                                device="this-machine", timing=Timing(threads=args.threads))
             report["onnxruntime"] = meta.get("onnxruntime")
             entry["full"] = rounded(compare(full, held_out, results))
             entry["full"]["calibration_cv_mape"] = full.calibration.cv_mape
@@ -82,7 +83,7 @@ def main() -> int:
             partial = LatencyTable.load(path)
             entry["blocks_from_build_seconds"] = round(time.monotonic() - started, 1)
             _, again, _ = measure_networks([s for _, s in networks], resolution, work_dir=work / f"b{text}",
-                                           device="this-machine", threads=args.threads)
+                                           device="this-machine", timing=Timing(threads=args.threads))
             entry["blocks_from"] = rounded(compare(partial, networks, again))
             entry["blocks_from"]["calibration_networks"] = partial.calibration.networks
             print(f"{text} --blocks-from table of {len(networks)} networks ({entry['blocks_from_build_seconds']:.0f} s), "

@@ -2,7 +2,7 @@
 ADE20K 512x512), in fp32 and int8, each ratio with a bootstrap 95% confidence interval;
 and the int8 fidelity of B0-B3 and the peers (share of pixels with the fp32 class).
 
-Speed: the networks of ``reports.report.SPEEDUP_PAIRS`` for a data set are exported whole
+Speed: the networks of ``reports.comparison.SPEEDUP_PAIRS`` for a data set are exported whole
 (``latency_tables.bundle.export_bundle``: the fp32 file, or the int8 one quantized as
 ``--precision int8`` does, calibrated on ``--calib-images`` synthetic images) and loaded
 together into onnxruntime with the timing protocol's session options (``records.session_options``;
@@ -49,7 +49,7 @@ import onnxruntime as ort  # noqa: E402
 from latency_tables.bundle import export_bundle, network_id  # noqa: E402
 from latency_tables.quantize import QuantCalibration, argmax_agreement, quantize_int8  # noqa: E402
 from nas.data import image_arrays, open_dataset  # noqa: E402
-from reports.report import SPEEDUP_PAIRS  # noqa: E402
+from reports.comparison import SPEEDUP_PAIRS  # noqa: E402
 from search_space.cost import export_onnx  # noqa: E402
 from search_space.create import build_network  # noqa: E402
 from search_space.peers import published  # noqa: E402

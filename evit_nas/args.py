@@ -84,6 +84,18 @@ def add_timing(p: argparse._ActionsContainer, warmup: int = 3, repeats: int | No
                    help=f"timed visits per model (default: {repeats_help or repeats})")
 
 
+def timing_arg(args: argparse.Namespace, threads: int = 1, precision: str = "fp32") -> Any:
+    """``--warmup``, ``--repeats`` and ``--remote`` (where the command has it) as a
+    ``latency_tables.timing.Timing`` with ``threads`` and ``precision``.
+
+    Raises:
+        TimingError: counts out of range (one line, exit 2).
+    """
+    from latency_tables.timing import Timing
+
+    return Timing(args.warmup, args.repeats, threads, precision, remote_target(args))
+
+
 PRECISION_CHOICES = ("fp32", "int8")
 
 
@@ -164,7 +176,7 @@ def load_space(args: argparse.Namespace) -> Any:
 
 def remote_target(args: argparse.Namespace) -> Any:
     """The SSH target of ``--remote``, or None."""
-    if not args.remote:
+    if not getattr(args, "remote", None):
         return None
     from latency_tables.remote import SSHTarget
 

@@ -16,7 +16,7 @@ from .args import (PRECISION_CHOICES, CLIError, add_dataset, add_force, add_json
                    add_timing, billions, host_name, load_space, millions, network_arg, parse_input_size,
                    quant_calibration, warn_float_ops,
                    parse_resolution, print_json,
-                   refuse_existing, remote_target, resolve, warn_about_table)
+                   refuse_existing, remote_target, resolve, timing_arg, warn_about_table)
 from .progress import Progress
 
 #: networks timed by --adapt-from, and their timed visits (latency_tables.adapt.DEFAULT_NETWORKS and
@@ -379,9 +379,9 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
         print(f"measuring {len(group)} network(s) end to end at {height}x{width}, batch 1, {precision}, "
               f"{threads} thread(s), on {args.remote or 'this machine'}", file=sys.stderr)
         group_rows, meta = measure(group, (height, width), work_dir=work / f"{height}x{width}", device=device,
-                                   threads=threads, warmup=args.warmup, repeats=args.repeats,
-                                   remote=remote_target(args), table=table, export_progress=Progress("export", "network"),
-                                   precision=precision, calibration=quant_calibration(args, (height, width), precision))
+                                   timing=timing_arg(args, threads, precision), table=table,
+                                   export_progress=Progress("export", "network"),
+                                   calibration=quant_calibration(args, (height, width), precision))
         if meta.get("float_ops"):
             warn_float_ops([{"name": k, "float_ops": v} for k, v in meta["float_ops"].items()], lambda e: e["name"])
         rows += group_rows
@@ -417,8 +417,9 @@ def cmd_latency_explain(args: argparse.Namespace) -> int:
     from latency_tables.explain import OP_TYPE_COLUMNS, explain
     from search_space.records import write_csv
 
-    if args.threads < 1 or args.repeats < 1 or args.warmup < 0 or args.block_depth < 1:
-        raise CLIError("--threads, --repeats and --block-depth must be at least 1, and --warmup at least 0")
+    if args.block_depth < 1:
+        raise CLIError("--block-depth must be at least 1")
+    timing = timing_arg(args, args.threads, args.precision)
     label, spec = resolve(args.network, args.dataset, peers=True)
     height, width = check_input_size(spec, args.resolution or default_resolution(args.network, args.dataset))
     output = Path(args.csv) if args.csv else None
@@ -426,8 +427,7 @@ def cmd_latency_explain(args: argparse.Namespace) -> int:
         refuse_existing(output, args.force, "--csv path")
     print(f"explaining {label} at {height}x{width}, batch 1, {args.precision}, {args.threads} thread(s): {args.warmup} warm-up and "
           f"{args.repeats} timed runs, plain and with onnxruntime's profiler in turn", file=sys.stderr)
-    result = explain(spec, (height, width), threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-                     name=label, block_depth=args.block_depth, precision=args.precision)
+    result = explain(spec, (height, width), timing, name=label, block_depth=args.block_depth)
     if result["float_ops"]:
         warn_float_ops([{"float_ops": result["float_ops"]}], lambda e: label)
     if output is not None:

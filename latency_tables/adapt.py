@@ -39,6 +39,7 @@ from .build import measure_networks, new_table_meta, speed_factor, typical_refer
 from .bundle import ProfileError, network_id
 from .remote import SSHTarget
 from .table import FEATURES, LatencyTable, fit_calibration
+from .timing import Timing
 
 __all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "adaptation_networks", "adapt_table"]
 
@@ -137,9 +138,8 @@ def adapt_table(
     while round_specs:
         round_started = time.monotonic()
         meta, round_results, _ = measure_networks(
-            round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device, threads=threads,
-            warmup=warmup, repeats=repeats, remote=remote, export_progress=export_progress,
-            precision=source.precision)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
+            round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
+            timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
         seconds = time.monotonic() - round_started
         # the reference's rows are per round: keep each network's row (with its round's ref_ms)
         results.update({network_id(spec): round_results[network_id(spec)] for spec in round_specs})

@@ -26,6 +26,7 @@ from .bundle import ProfileError, export_bundle, run_locally
 from .quantize import QuantCalibration, summarise_float_ops
 from .remote import SSHTarget, check_remote, run_remote
 from .table import LatencyTable, TableError, fit_calibration
+from .timing import Timing
 
 __all__ = ["REFERENCE_NETWORK", "ProfilePlan", "import_results", "profile_table", "measure_networks", "plan_profile", "export_plan",
            "calibrate", "calibration_sample", "official_networks", "read_results", "reference_spec", "speed_factor"]
@@ -273,26 +274,23 @@ def measure_networks(
     *,
     work_dir: str | Path,
     device: str,
-    threads: int,
-    warmup: int = 3,
-    repeats: int = 20,
-    remote: SSHTarget | None = None,
+    timing: Timing,
     export_progress: Callable[[int, int], None] | None = None,
-    precision: str = "fp32",
     calibration: QuantCalibration | None = None,
 ) -> tuple[dict, dict[str, dict[str, float]], dict]:
-    """Time whole networks end to end with the table protocol (here or over SSH), in
-    ``precision`` (int8: calibrated on ``calibration``, see :mod:`.quantize`).
+    """Time whole networks end to end with the table protocol, as ``timing`` says (visits,
+    threads, precision, here or over SSH; int8: calibrated on ``calibration``, see :mod:`.quantize`).
 
     Returns:
         (results metadata, network id -> numbers, manifest).
     """
-    if remote is not None:
-        check_remote(remote)  # an unreachable device fails now, not after the export
+    if timing.remote is not None:
+        check_remote(timing.remote)  # an unreachable device fails now, not after the export
     manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
-                             info={"purpose": "networks"}, progress=export_progress, precision=precision,
+                             info={"purpose": "networks"}, progress=export_progress, precision=timing.precision,
                              calibration=calibration)
-    results = _time_bundle(manifest, Path(work_dir), device, threads, warmup, repeats, remote)
+    results = _time_bundle(manifest, Path(work_dir), device, timing.threads, timing.warmup, timing.repeats,
+                           timing.remote)
     meta, rows = read_results(results, manifest)
     return meta, rows, manifest
 

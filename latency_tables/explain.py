@@ -45,6 +45,7 @@ from search_space.records import cpu_model, session_options
 
 from .bundle import ProfileError
 from .quantize import quantize_int8, unit_normal_inputs
+from .timing import Timing
 
 __all__ = ["CATEGORIES", "DEFAULT_BLOCK_DEPTH", "OP_TYPE_COLUMNS", "block_of", "categorise", "explain",
            "explain_trace"]
@@ -273,24 +274,20 @@ def explain_trace(events: list[dict], *, skip_runs: int = 0, convs: dict[str, di
 def explain(
     spec: NetworkSpec,
     resolution: tuple[int, int],
-    threads: int = 1,
-    warmup: int = 3,
-    repeats: int = 20,
+    timing: Timing = Timing(),
     work_dir: str | Path | None = None,
     *,
     name: str | None = None,
     block_depth: int = DEFAULT_BLOCK_DEPTH,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Where ``spec``'s time goes at ``resolution`` (H, W), batch 1, on this machine, in
-    ``precision`` (int8: quantized as ``--precision int8`` does, :mod:`.quantize`, calibrated
-    on unit-normal inputs, which change its scales but not its kernels).
+    ``timing.precision`` (int8: quantized as ``--precision int8`` does, :mod:`.quantize`,
+    calibrated on unit-normal inputs, which change its scales but not its kernels).
 
     Args:
-        threads: onnxruntime intra-op threads.
-        warmup: untimed runs of each session first.
-        repeats: timed runs of each session (plain for the wall clock, profiled for the
-            node times), taken in turn.
+        timing: ``threads`` (onnxruntime intra-op threads), ``warmup`` (untimed runs of
+            each session first), ``repeats`` (timed runs of each session, plain for the
+            wall clock, profiled for the node times, taken in turn); on this machine only.
         work_dir: folder for the ONNX file, the optimised graph and the profiler's trace
             (kept); default: a temporary folder, removed afterwards.
         name: the network's label in the result (default: its summary).
@@ -305,17 +302,19 @@ def explain(
         "onnxruntime", "cpu", "arch"}.
 
     Raises:
-        ProfileError: bad counts, onnxruntime missing, or an unreadable profile.
+        ProfileError: a bad block depth, a remote ``timing``, onnxruntime missing, or an
+            unreadable profile.
         SpecError: a resolution the network cannot take.
     """
-    if threads < 1 or repeats < 1 or warmup < 0 or block_depth < 1:
-        raise ProfileError(f"threads, repeats and block depth must be >= 1 and warm-up >= 0 (got threads={threads}, "
-                           f"repeats={repeats}, warmup={warmup}, block depth={block_depth})")
+    if block_depth < 1:
+        raise ProfileError(f"the block depth must be >= 1 (got {block_depth})")
+    if timing.remote is not None:
+        raise ProfileError("onnxruntime's profiler runs on this machine only; explain without --remote")
     height, width = check_input_size(spec, resolution)
     if work_dir is None:
         with tempfile.TemporaryDirectory(prefix="evit-nas-explain-") as tmp:
-            return explain(spec, (height, width), threads, warmup, repeats, tmp, name=name, block_depth=block_depth,
-                           precision=precision)
+            return explain(spec, (height, width), timing, tmp, name=name, block_depth=block_depth)
+    threads, warmup, repeats, precision = timing.threads, timing.warmup, timing.repeats, timing.precision
     ort = _onnxruntime()
     import numpy as np
 
@@ -326,8 +325,6 @@ def explain(
     if precision == "int8":
         float_ops = quantize_int8(model, work / "network.int8.onnx", unit_normal_inputs((1, 3, height, width)))
         model = work / "network.int8.onnx"
-    elif precision != "fp32":
-        raise ProfileError(f"unknown precision {precision!r}; choose fp32 or int8")
     plain = ort.InferenceSession(str(model), session_options(ort, threads), providers=["CPUExecutionProvider"])
     options = session_options(ort, threads)
     options.enable_profiling = True

@@ -21,6 +21,7 @@ from .build import measure_networks, speed_factor, typical_reference_ms
 from .bundle import network_id
 from .quantize import QuantCalibration
 from .table import LatencyTable, TableError
+from .timing import Timing
 
 __all__ = ["MEASURE_COLUMNS", "measure", "measurement_rows", "predict_or_none"]
 
@@ -35,18 +36,14 @@ def measure(
     *,
     work_dir: str | Path,
     device: str,
-    threads: int,
-    warmup: int = 3,
-    repeats: int = 20,
-    remote: Any = None,
+    timing: Timing = Timing(),
     table: LatencyTable | None = None,
     export_progress: Any = None,
-    precision: str | None = None,
     calibration: QuantCalibration | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1, in
-    ``precision`` (default: the table's, else fp32; a table of another precision is refused;
-    int8 networks are calibrated on ``calibration``, see :mod:`.quantize`).
+    """Time ``networks`` (label, spec) end to end at ``resolution`` (H, W), batch 1, as
+    ``timing`` says (visits, threads, precision, here or over SSH; a table of another
+    precision is refused; int8 networks are calibrated on ``calibration``, see :mod:`.quantize`).
 
     ``measured_ms`` is the median rescaled to the device's typical speed by the reference
     network (to ``table``'s reference latency when a table is given, so it compares with
@@ -59,13 +56,11 @@ def measure(
         operators each network keeps in fp32 as ``float_ops``: label -> {op type: count}).
     """
     if table is not None:
-        table.check(precision=precision)
-    precision = precision or (table.precision if table is not None else "fp32")
-    meta, results, manifest = measure_networks(
-        [s for _, s in networks], resolution, work_dir=work_dir, device=device, threads=threads, warmup=warmup,
-        repeats=repeats, remote=remote, export_progress=export_progress, precision=precision, calibration=calibration)
-    meta = {**meta, "precision": precision}
-    if precision != "fp32":
+        table.check(precision=timing.precision)
+    meta, results, manifest = measure_networks([s for _, s in networks], resolution, work_dir=work_dir, device=device,
+                                               timing=timing, export_progress=export_progress, calibration=calibration)
+    meta = {**meta, "precision": timing.precision}
+    if timing.precision != "fp32":
         by_id = {e["id"]: e.get("float_ops", {}) for e in manifest["entries"]}
         meta["float_ops"] = {label: by_id[network_id(spec)] for label, spec in networks}
         meta["calibration"] = manifest.get("calibration")

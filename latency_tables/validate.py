@@ -21,6 +21,7 @@ from search_space.records import atomic_path, write_csv as write_records
 from .build import official_networks
 from .measure import measure, measurement_rows
 from .table import LatencyTable
+from .timing import Timing
 
 __all__ = ["Summary", "compare", "held_out_networks", "measure_and_compare", "summarise", "spearman", "kendall", "write_csv", "write_plot",
            "CSV_COLUMNS"]
@@ -71,7 +72,7 @@ def measure_and_compare(
     for _, spec in networks:
         table.predict_ms(spec)  # a missing block fails here, before any timing
     rows, meta = measure(networks, table.resolution, work_dir=work_dir, device=table.meta["device"],
-                         threads=int(table.meta["threads"]), warmup=warmup, repeats=repeats, remote=remote, table=table,
+                         timing=Timing(warmup, repeats, remote=remote).for_table(table), table=table,
                          export_progress=export_progress)
     keep = ("name", "summary", "macs", "predicted_ms", "measured_ms", "raw_measured_ms", "p10_ms", "p90_ms")
     return [{k: r[k] for k in keep} for r in rows], meta

@@ -13,6 +13,7 @@ Both quantize exactly as ``--precision int8`` does (:func:`latency_tables.quanti
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ import torch.nn.functional as F
 
 from latency_tables.quantize import QuantCalibration, argmax_agreement, quantize_int8
 from search_space.cost import export_onnx
+from search_space.network import NetworkSpec
 
-__all__ = ["FIDELITY_IMAGES", "argmax_fidelity", "miou_change"]
+from .page import section_html, table_html
+
+__all__ = ["FIDELITY_COLUMNS", "FIDELITY_IMAGES", "argmax_fidelity", "fidelity_section", "int8_fidelity_rows",
+           "miou_change"]
 
 #: calibration images, and held-out images compared
 FIDELITY_IMAGES = 8
@@ -86,3 +91,60 @@ def miou_change(model: torch.nn.Module, train_set: Any, val_set: Any, resolution
             result[f"{tag}_miou"] = round(miou(matrix)[0], 2)
     result["miou_change"] = round(result["int8_miou"] - result["fp32_miou"], 2)
     return result
+
+
+#: the columns of int8_fidelity.csv
+FIDELITY_COLUMNS = ("network", "weights", "resolution", "argmax_agreement_pct", "fp32_miou", "int8_miou", "miou_change",
+                    "images", "float_ops")
+
+
+def int8_fidelity_rows(networks: Sequence[tuple[str, NetworkSpec]], resolution: tuple[int, int],
+                       attrs: dict[str, Any], log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """How far int8 strays from fp32 for the report of an int8 table: for each compared
+    network at ``resolution`` (random weights, seed 0), the share of pixels of
+    :data:`FIDELITY_IMAGES` synthetic validation images that keep their fp32 class (int8
+    calibrated on as many synthetic training images); and for each network ``evit-nas
+    validate`` trained for the study (its checkpoint), the mIoU on its validation data in
+    fp32 and in int8."""
+    from nas.data import image_arrays, open_dataset
+    from nas.validate import open_datasets
+    from search_space.create import build_network
+
+    from .validation import trained_networks
+
+    def images(split):
+        data = open_dataset("synthetic", split, tuple(resolution), seed=0, length=FIDELITY_IMAGES)
+        return QuantCalibration(f"synthetic {split}", image_arrays(data, FIDELITY_IMAGES))
+
+    calibration, held_out = images("train"), images("val")
+    size = "x".join(map(str, resolution))
+    rows = []
+    log(f"int8 fidelity of {len(networks)} network(s) at {size}")
+    for label, spec in networks:
+        torch.manual_seed(0)
+        result = argmax_fidelity(build_network(spec), tuple(resolution), calibration, held_out)
+        rows.append({"network": label, "weights": "random (seed 0)", "resolution": size,
+                     "argmax_agreement_pct": result["argmax_agreement_pct"], "images": FIDELITY_IMAGES,
+                     "float_ops": " ".join(f"{op}x{n}" for op, n in result["float_ops"].items())})
+    names = sorted({v["network"] for k, v in attrs.items() if k.startswith("validation:") and isinstance(v, dict)})
+    for name, (model, record) in trained_networks(attrs, names).items():
+        train_set, val_set = open_datasets(record["dataset"], record["resolution"])
+        result = miou_change(model, train_set, val_set, tuple(record["resolution"]))
+        rows.append({"network": name, "weights": f"trained {record['steps']} steps on {record['dataset']}",
+                     "resolution": "x".join(map(str, record["resolution"])), "fp32_miou": result["fp32_miou"],
+                     "int8_miou": result["int8_miou"], "miou_change": result["miou_change"], "images": result["images"],
+                     "float_ops": " ".join(f"{op}x{n}" for op, n in result["float_ops"].items())})
+    return rows
+
+
+def fidelity_section(rows: list[dict[str, Any]], resolution: str) -> str:
+    """The "int8 against fp32" section of the report of an int8 table."""
+    return section_html(
+        "int8-fidelity", "int8 against fp32", table_html(rows, FIDELITY_COLUMNS)
+        + f"<p class='note'>The table is int8 (onnxruntime static quantization, QDQ, per-channel int8 weights, uint8 "
+        f"activations). <b>argmax_agreement_pct</b>: share of output pixels whose class is the same in int8 as in "
+        f"fp32 at {resolution}, on synthetic validation images, int8 calibrated on synthetic training images "
+        "(random weights: no trained weights can be downloaded here). <b>fp32_miou, int8_miou</b>: networks "
+        "trained by <code>evit-nas validate</code> for this study, evaluated as ONNX models on their validation data "
+        "at the training size. <b>float_ops</b>: operators onnxruntime runs in fp32 (no int8 kernel). "
+        '<a href="int8_fidelity.csv">int8_fidelity.csv</a></p>')

@@ -7,6 +7,7 @@ import pytest
 
 from evit_nas.main import main
 from latency_tables.bundle import ProfileError
+from latency_tables.timing import Timing
 from latency_tables.explain import CATEGORIES, explain, explain_trace
 from search_space.registry import resolve_any
 
@@ -27,7 +28,7 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def b0(work):
-    return explain(resolve_any("efficientvit_seg_b0"), SIZE, threads=1, warmup=WARMUP, repeats=REPEATS,
+    return explain(resolve_any("efficientvit_seg_b0"), SIZE, Timing(warmup=WARMUP, repeats=REPEATS, threads=1),
                    work_dir=work, name="efficientvit_seg_b0")
 
 
@@ -99,8 +100,8 @@ def test_int8_explains_the_quantized_kernels(tmp_path):
     """int8: the convolutions run as QLinearConv (channels-last, packed weights) and still fall
     into depthwise and pointwise by the graph's attributes; the float/int8 conversions have
     their own category; the operators left in fp32 are named."""
-    result = explain(resolve_any("efficientvit_seg_b0"), SIZE, threads=1, warmup=WARMUP, repeats=3,
-                     work_dir=tmp_path, precision="int8")
+    result = explain(resolve_any("efficientvit_seg_b0"), SIZE, Timing(WARMUP, 3, 1, "int8"),
+                     work_dir=tmp_path)
     assert result["precision"] == "int8" and "Resize" in result["float_ops"]
     nodes = {r["op_type"]: r["nodes"] for r in result["by_op_type"]}
     assert nodes.get("QLinearConv", 0) > 20 and "FusedConv" not in nodes and "Conv" not in nodes

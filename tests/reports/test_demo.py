@@ -1,12 +1,13 @@
 """evit-nas demo: search, brief validation and report on the built-in defaults (scaled down
 here: fewer trials and steps, two comparison networks; SegFormer-B0 trained as by default),
-and its resume."""
+its resume, and what it leaves to --full."""
 
 import pytest
 
 from evit_nas.main import main
 from latency_tables.table import LatencyTable
 from nas.search import load_study
+from search_space.records import read_csv
 
 SMALL = ["--trials", "40", "--top-k", "1", "--steps", "2", "--warmup", "1", "--repeats", "1",
          "--compare", "efficientvit_seg_b0", "segnext_t", "--adapt-networks", "3"]
@@ -17,21 +18,46 @@ def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), *SMALL]) == 0
     text = capsys.readouterr().out
-    for step in ("step 1/4, adapt: timing 3 networks here", "step 2/4, search", "step 3/4, validate", "step 4/4, report"):
+    for step in ("step 1/4, adapt: timing 3 networks here", "step 2/4, search", "step 3/4, validate",
+                 "step 4/4, report: measure 2 network(s) (cityscapes)"):
         assert step in text
     (adapted,) = out.glob("adapted_*_256x512_t1.csv")
     assert LatencyTable.load(adapted).meta["adapted_from"]["networks_timed"] == 3
     assert f"report: {out / 'report' / 'index.html'}" in text and "demo finished in" in text
+    # the timing summary names every stage, and the end says how to get the full version
+    summary = next(line for line in text.splitlines() if line.startswith("timing: "))
+    assert all(f"{stage} " in summary for stage in ("adapt", "search", "validate", "report"))
+    assert text.rstrip().endswith(f"evit-nas demo --full --out {out}")
     study = load_study(str(out / "demo.journal"), "demo-budget50ms")
     assert len(study.trials) == 40
     assert "validation:reference" in study.user_attrs and "validation:network:segformer_b0" in study.user_attrs
     assert sum(k.split(":")[1].isdigit() for k in study.user_attrs if k.startswith("validation:")) == 1
-    for name in ("published_macs", "published_latency", "search", "validation", "latency_predictor"):
-        assert (out / "report" / f"{name}.png").is_file()
-    measured = (out / "report" / "measured.csv").read_bytes()
+    report = out / "report"
+    for name in ("search", "validation", "latency_predictor", "published_latency", "published_macs"):
+        assert (report / f"{name}.png").is_file()
+    # the reproduction sections are opt-in: not measured, not on the page, and the page says how to add them
+    for name in ("time_breakdown", "backbones", "features"):
+        assert not list(report.glob(f"{name}*"))
+    page = (report / "index.html").read_text()
+    assert "evit-nas report --full" in page and 'id="backbones"' not in page
+    assert page.index('id="search"') < page.index('id="validation"') < page.index('id="published_latency"')
+    # only the Cityscapes configurations of the two compared networks, plus the validated front network
+    meta, rows = read_csv(report / "measured.csv")
+    assert sorted(r["name"] for r in rows if not r["name"].startswith("trial")) == [
+        "efficientvit_seg_b0@cityscapes", "segnext_t@cityscapes"]
+    assert {r["resolution"] for r in rows} == {"256x512"} and meta["cpu"]
+    measured = (report / "measured.csv").read_bytes()
 
     assert main(["demo", "--out", str(out), *SMALL]) == 0
     again = capsys.readouterr().out
     assert again.count("already done") == 4 and "measuring" not in again
-    assert (out / "report" / "measured.csv").read_bytes() == measured
+    assert (report / "measured.csv").read_bytes() == measured
     assert len(load_study(str(out / "demo.journal"), "demo-budget50ms").trials) == 40
+
+
+def test_demo_refuses_contradicting_sections_before_any_work(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--full", "--features", "--no-features"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--features and --no-features contradict each other; give one of them")
+    assert len(err.splitlines()) == 1 and not out.exists()

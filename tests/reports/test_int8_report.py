@@ -11,7 +11,9 @@ from latency_tables.build import plan_profile, profile_table
 from latency_tables.table import LatencyTable
 from nas.data import SYNTHETIC_CLASSES
 from nas.search import run_search
-from reports.report import ReportError, _read_measured, int8_fidelity_rows
+from latency_tables.timing import Timing
+from reports.fidelity import int8_fidelity_rows
+from reports.measured import ReportError, read_measured
 from search_space.create import build_network
 from search_space.records import read_csv, write_csv
 from search_space.registry import model_spec
@@ -39,9 +41,9 @@ def test_fidelity_rows_for_random_and_trained_networks(tmp_path):
 def test_a_cache_of_another_precision_is_refused(tmp_path):
     path = tmp_path / "measured.csv"
     write_csv(path, ("name",), [{"name": "x"}], {"device": "d", "threads": 1, "resolution": "64x128", "precision": "fp32"})
-    assert _read_measured(path, "d", 1, "64x128", "fp32")[1][0]["name"] == "x"
-    with pytest.raises(ReportError, match="holds fp32 measurements on d at 64x128 with 1 thread"):
-        _read_measured(path, "d", 1, "64x128", "int8")
+    assert read_measured(path, "d", Timing(threads=1))[1][0]["name"] == "x"
+    with pytest.raises(ReportError, match="holds fp32 measurements on d with 1 thread"):
+        read_measured(path, "d", Timing(threads=1, precision="int8"))
 
 
 @pytest.mark.slow
@@ -73,7 +75,7 @@ def test_report_on_an_int8_table(space, tmp_path, capsys):
 
 
 def _claims(tmp_path):
-    from reports.report import SPEED_CLAIM_COLUMNS
+    from reports.speed_claims import SPEED_CLAIM_COLUMNS
 
     rows = []
     for precision in ("fp32", "int8"):
@@ -89,7 +91,7 @@ def _claims(tmp_path):
 
 
 def test_speed_claims_are_drawn_and_bad_files_refused(tmp_path):
-    from reports.report import figure_speed_claims, read_speed_claims
+    from reports.speed_claims import figure_speed_claims, read_speed_claims
 
     data = read_speed_claims(_claims(tmp_path))
     figure_speed_claims(tmp_path, data)

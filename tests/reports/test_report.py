@@ -17,16 +17,24 @@ from evit_nas.report import BREAKDOWN as CLI_BREAKDOWN
 from evit_nas.report import FEATURE_SIZES as CLI_FEATURE_SIZES
 from latency_tables.explain import CATEGORIES
 from reports.features import FEATURE_NETWORKS, MULTI_SCALE
-from reports.report import (BACKBONES, BREAKDOWN_COLUMNS, BREAKDOWN_NETWORKS, FEATURE_RESOLUTIONS, SPEEDUP_PAIRS,
-                            comparison_networks, study_trials)
+from reports.backbones import BACKBONES
+from reports.breakdown import BREAKDOWN_COLUMNS, BREAKDOWN_NETWORKS
+from reports.comparison import SPEEDUP_PAIRS
+from reports.features import FEATURE_RESOLUTIONS
+from reports.measured import comparison_networks
+from reports.search import study_trials
 from search_space.cost import count_macs
 from search_space.registry import list_models, model_spec
 from search_space.peers import published
 
-FIGURES = ("published_macs", "published_latency", "time_breakdown", "search", "validation", "latency_predictor",
+#: the figures in the page's order: the user's search first, the paper's reproduction last
+FIGURES = ("search", "validation", "latency_predictor", "published_latency", "published_macs", "time_breakdown",
            "backbones")
+#: the sections in the page's order
+SECTIONS = ("search", "validation", "latency_predictor", "published_latency", "published_macs", "mobile_points",
+            "time_breakdown", "backbones", "features")
 #: tables without a figure, linked from the page
-TABLES = ("mobile_points.csv", "backbone_claim.csv", "features.csv")
+TABLES = ("speedups.csv", "mobile_points.csv", "backbone_claim.csv", "features.csv")
 #: small sizes keep the test quick; the report's default is 256x512 512x1024 1024x2048
 FEATURE_SIZES = ["--feature-resolutions", "64x128", "128x256", "256x512"]
 COMPARE = ["efficientvit_seg_b0", "efficientvit_seg_b1", "segformer_b0", "segnext_t"]
@@ -55,13 +63,18 @@ def validated(tiny_table, space, tmp_path_factory):
 def report(validated, tmp_path_factory):
     out = tmp_path_factory.mktemp("out") / "report"
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", *COMPARE,
-                 *TIMING, *FEATURE_SIZES]) == 0
+                 *TIMING, *FEATURE_SIZES, "--full"]) == 0
     return out
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as handle:
         return list(csv.DictReader(line for line in handle if not line.startswith("# ")))
+
+
+def _measured(report: Path, size: str = "64x128") -> dict[str, dict[str, str]]:
+    """The shared measurement's rows at ``size`` (the table's), by label."""
+    return {r["name"]: r for r in _rows(report / "measured.csv") if r["resolution"] == size}
 
 
 @pytest.mark.slow
@@ -85,7 +98,7 @@ def test_published_rows_are_the_papers_numbers(report):
 
 @pytest.mark.slow
 def test_latencies_are_measured_here_for_the_compared_networks_only(report):
-    measured = {r["name"]: r for r in _rows(report / "measured.csv")}
+    measured = _measured(report)
     expected = {n for n, _ in comparison_networks(COMPARE)}
     assert expected <= set(measured) and not any(n.startswith("segformer_b3") for n in measured)
     for name in expected:
@@ -125,7 +138,7 @@ def test_the_published_mobile_points_sit_beside_the_b_series_measured_here(repor
     assert b1["reference"] == "efficientvit_seg_b0" and float(b1["published_ratio"]) == 4.1  # 0.82 s / 0.20 s
     # per pixel: B1 ran at 896x1792, B0 at 960x1920
     assert float(b1["published_ratio_per_pixel"]) == pytest.approx(4.1 * (960 * 1920) / (896 * 1792), abs=0.01)
-    measured = {r["name"]: float(r["measured_ms"]) for r in _rows(report / "measured.csv")}
+    measured = {name: float(r["measured_ms"]) for name, r in _measured(report).items()}
     here = measured["efficientvit_seg_b1@cityscapes"] / measured["efficientvit_seg_b0@cityscapes"]
     assert float(b1["measured_ratio_here"]) == pytest.approx(here, abs=0.01) and float(b0["measured_ratio_here"]) == 1
     assert rows[("efficientvit_seg_b3", "cityscapes")]["measured_ratio_here"] == ""  # B3 not in --compare
@@ -152,7 +165,8 @@ def test_where_the_time_goes_has_one_row_per_network_adding_up_to_the_profiled_t
     assert float(by_name["segformer_b0"]["normalisation_ms"]) > 0  # LayerNorm is not fused away
     html = (report / "index.html").read_text()
     assert '<section id="time_breakdown"><h2>Where the time goes</h2>' in html
-    assert html.index('id="published_latency"') < html.index('id="time_breakdown"') < html.index('id="search"')
+    order = [html.index(f'<section id="{name}">') for name in SECTIONS]
+    assert order == sorted(order)  # the user's search first, the paper's reproduction last
 
 
 @pytest.mark.slow
@@ -177,7 +191,7 @@ def test_search_and_validation_tables_follow_the_study(report, validated):
     assert float(front_row["latency_ms"]) == pytest.approx(trial_result(trial).latency_ms)
     assert float(front_row["miou"]) == pytest.approx(study.user_attrs[front_names[0]]["miou"])
     peer = validation["segnext_t"]
-    measured = {r["name"]: r for r in _rows(report / "measured.csv")}
+    measured = _measured(report)
     assert peer["kind"] == "peer" and peer["latency_source"] == "measured"
     assert float(peer["latency_ms"]) == pytest.approx(float(measured["segnext_t@cityscapes"]["measured_ms"]))
     assert validation["efficientvit_seg_b0"]["kind"] == "reference"
@@ -191,7 +205,7 @@ def test_a_second_report_reuses_the_measurements(report, validated, capsys):
     before = (report / "measured.csv").read_bytes()
     breakdown = (report / "time_breakdown.csv").read_bytes()
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(report), "--compare", *COMPARE,
-                 *TIMING, *FEATURE_SIZES, "--json"]) == 0
+                 *TIMING, *FEATURE_SIZES, "--full", "--json"]) == 0
     captured = capsys.readouterr()
     assert "measuring" not in captured.err and "profiling" not in captured.err
     summary = json.loads(captured.out)
@@ -201,36 +215,85 @@ def test_a_second_report_reuses_the_measurements(report, validated, capsys):
     assert [r["network"] for r in summary["time_breakdown"]] == list(BREAKDOWN_NETWORKS)
 
 
-@pytest.mark.slow
-def test_the_page_loads_every_figure_without_console_errors_in_chromium(report):
+#: for every table of the page: the section it is in, whether it sits in a scrolling box, and
+#: whether it fits: a table fits its container, or else its scrolling box fits the page
+TABLE_FIT_JS = """() => {
+  const page = document.documentElement.clientWidth;
+  return Array.from(document.querySelectorAll('table')).map(table => {
+    let box = table.parentElement;
+    while (box !== document.body && !['auto', 'scroll'].includes(getComputedStyle(box).overflowX)) {
+      box = box.parentElement;
+    }
+    const scrolls = box !== document.body;
+    const outer = (scrolls ? box : table).getBoundingClientRect();
+    return {section: table.closest('section') ? table.closest('section').id : 'metadata', scrolls: scrolls,
+            fits_container: table.getBoundingClientRect().width <= table.parentElement.clientWidth + 0.5,
+            box_fits_page: outer.left >= 0 && outer.right <= page + 0.5};
+  });
+}"""
+
+
+def chromium_page(report: Path, width: int = 1400, height: int = 900):
+    """(playwright, browser, page) with ``report``'s index.html loaded at ``width`` x ``height``."""
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": width, "height": height})
+    return p, browser, page
+
+
+@pytest.mark.slow
+def test_the_page_loads_every_figure_without_console_errors_in_chromium(report):
     html = (report / "index.html").read_text()
-    links = re.findall(r'href="([^"]+)"', html)
+    links = [link for link in re.findall(r'href="([^"]+)"', html) if not link.startswith("#")]
     assert sorted(links) == sorted([f"{n}.{s}" for n in FIGURES for s in ("svg", "csv")] + list(TABLES))
     assert all((report / link).is_file() for link in links)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page()
+    p, browser, page = chromium_page(report)
+    try:
         errors = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto((report / "index.html").as_uri(), wait_until="load")
         images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
         captions = page.evaluate("Array.from(document.querySelectorAll('figcaption')).map(c => c.innerText)")
+        contents = page.evaluate("Array.from(document.querySelectorAll('nav a')).map(a => a.getAttribute('href'))")
         svg = page.goto((report / "search.svg").as_uri())
         assert svg is not None and svg.ok
+    finally:
         browser.close()
+        p.stop()
     assert errors == []
     assert [src for src, _, _ in images] == [f"{n}.png" for n in FIGURES]
     assert all(complete and width > 100 for _, complete, width in images)
     assert len(captions) == len(FIGURES) and all(len(c) > 40 for c in captions)
+    assert contents == [f"#{name}" for name in SECTIONS]
     assert "The backbone claim: published and measured here" in html and "7.9x" in html
     assert "feature table, measured" in html and all(f"<td>{family}</td>" in html for family in features_of(report))
+
+
+@pytest.mark.slow
+def test_every_table_fits_the_page_at_1400_pixels(report):
+    p, browser, page = chromium_page(report, 1400, 900)
+    try:
+        page.goto((report / "index.html").as_uri(), wait_until="load")
+        tables = page.evaluate(TABLE_FIT_JS)
+        page_width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        page.screenshot(path=str(report / "screenshot_1400.png"), full_page=True)
+    finally:
+        browser.close()
+        p.stop()
+    # the speedups, mobile points, time breakdown, backbone claim and feature tables, and the page's own
+    assert {"metadata", "search", "published_latency", "mobile_points", "time_breakdown", "backbones",
+            "features"} <= {t["section"] for t in tables}
+    misfits = [t for t in tables if not (t["fits_container"] or (t["scrolls"] and t["box_fits_page"]))]
+    assert misfits == []
+    assert all(t["box_fits_page"] for t in tables)
+    assert page_width[0] <= page_width[1]  # nothing makes the page itself scroll sideways
 
 
 def features_of(report):
@@ -248,7 +311,7 @@ def test_the_backbone_claim_is_measured_at_the_official_sizes(report):
     assert list(rows) == list(BACKBONES)
     assert rows["efficientvit_cls_b3"]["resolution"] == "288x288" and rows["efficientnet_b6"]["resolution"] == "528x528"
     assert float(rows["efficientvit_cls_b3"]["published_top1"]) == 84.15
-    measured = {(r["name"], r["resolution"]): r for r in _rows(report / "backbones_measured.csv")}
+    measured = {(r["name"], r["resolution"]): r for r in _rows(report / "measured.csv")}
     claim = _rows(report / "backbone_claim.csv")
     b3, b6 = rows["efficientvit_cls_b3"], rows["efficientnet_b6"]
     assert claim[0]["published"] == "2.9x"
@@ -274,7 +337,7 @@ def test_the_feature_table_has_a_measured_number_in_every_cell(report, validated
     trained = {r["network"]: r for r in rows if r["trained_by"]}
     assert sorted(trained) == ["efficientvit_seg_b0", "segnext_t"]
     from reports.features import erf_shares
-    from reports.report import trained_networks
+    from reports.validation import trained_networks
     study = load_study(str(validated), "r")
     for name, (model, record) in trained_networks(study.user_attrs, list(trained)).items():
         assert trained[name]["trained_by"] == "2 steps on synthetic" and Path(record["checkpoint"]).is_file()
@@ -296,6 +359,8 @@ def test_report_errors_are_one_line(validated, tmp_path, capsys):
         (["--study", "r", "--table", str(tmp_path / "missing.csv")], "is not here; give it with --table"),
         (["--study", "r", "--breakdown", "segformer_b9"], "cannot break down the time of segformer_b9"),
         (["--study", "r", "--breakdown", "segnext_t", "--no-breakdown"], "contradict each other"),
+        (["--study", "r", "--backbones", "--no-backbones"], "--backbones and --no-backbones contradict each other"),
+        (["--study", "r", "--datasets", "cityscapes", "--compare", "hrformer_x"], "cannot compare with hrformer_x"),
     ]
     for extra, message in cases:
         assert main(["report", "--storage", str(validated), "-o", str(out), *extra]) == 2
@@ -311,5 +376,5 @@ def test_a_report_folder_of_another_device_is_refused_and_kept(validated, tmp_pa
     (out / "measured.csv").write_text(other)
     assert main(["report", "--storage", str(validated), "--study", "r", "-o", str(out), "--compare", "segnext_t"]) == 2
     err = capsys.readouterr().err
-    assert "holds fp32 measurements on pi5 at 256x512 with 4 thread(s)" in err and len(err.strip().splitlines()) == 1
+    assert "holds fp32 measurements on pi5 with 4 thread(s)" in err and len(err.strip().splitlines()) == 1
     assert (out / "measured.csv").read_text() == other and sorted(p.name for p in out.iterdir()) == ["measured.csv"]

@@ -2,13 +2,16 @@
 
 Ground truth: the CamVid test-retest study (``camvid_ranking.py``): per network, the mIoU
 averaged over its two seeds at one step count (default: the largest with every network
-trained twice, else the largest with any). Each proxy of ``nas.proxy.PROXIES`` scores the
-same 18 networks (11-class heads; MACs at the 192x256 training crop; naswot and synflow at
-their own input sizes), and the learned predictor (``nas.predictor``) is judged by
-nested leave-one-out: each network predicted by a fit on the other 17 (the ridge strength
-chosen among those 17 too). Kendall tau and Spearman
-rho against the ground truth, next to the noise ceiling: the same statistics between the
-two seeds of the training itself, which no proxy can be expected to beat by much.
+trained twice, else the largest with any). The networks are those of ``camvid_networks.json``
+(B0, B1, net00..net15), ``camvid_wide_networks.json`` (wide00..wide15 and the front networks,
+``camvid_wide.py``) and the searched network of ``camvid_checks_networks.json``, each counted
+once both its seeds are in ``camvid_runs.csv``. Each proxy of ``nas.proxy.PROXIES`` scores
+them (11-class heads; MACs at the 192x256 training crop; naswot and synflow at their own
+input sizes), and the learned predictor (``nas.predictor``) is judged by cross-validation:
+each network predicted by a fit that did not see it. Kendall tau (with a bootstrap 95%
+interval over networks) and Spearman rho against the ground truth, next to the noise ceiling:
+the same statistics between the two seeds of the training itself, which no proxy can be
+expected to beat by much.
 
     PYTHONPATH=. python benchmarks/camvid_proxies.py [--steps 500] [--write-predictor]
 
@@ -31,24 +34,36 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from brief_runs import read_rows, save_figure, write_json
 
 from latency_tables.validate import kendall, spearman
-from nas.predictor import DEFAULT_PREDICTOR, fit_predictor, nested_loo_predictions, spec_features
+from nas.predictor import DEFAULT_PREDICTOR, cv_predictions, fit_predictor, spec_features
 from nas.proxy import PROXIES, make_proxy
 from search_space import ArchSpec
 
 RESULTS = ROOT / "benchmarks" / "results"
 SEEDS = (0, 1)
+NETWORK_FILES = ("camvid_networks.json", "camvid_wide_networks.json", "camvid_checks_networks.json")
+BOOTSTRAP = 2000
+
+
+def kendall_interval(values: list[float], truth: list[float], draws: int = BOOTSTRAP, seed: int = 0) -> list[float]:
+    """Bootstrap 95% interval of Kendall tau: networks resampled with replacement."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    v, t = np.asarray(values), np.asarray(truth)
+    taus = [kendall(v[i], t[i]) for i in (rng.integers(0, len(t), len(t)) for _ in range(draws))]
+    return [round(float(np.nanpercentile(taus, 2.5)), 3), round(float(np.nanpercentile(taus, 97.5)), 3)]
 
 
 def ground_truth(steps: int | None, only: list[str] | None = None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:
-    networks = {n["name"]: n for n in json.loads((RESULTS / "camvid_networks.json").read_text())["networks"]}
+    networks = {n["name"]: n for f in NETWORK_FILES if (RESULTS / f).is_file()
+                for n in json.loads((RESULTS / f).read_text())["networks"] if "spec" in n}
     runs: dict[tuple[str, int], dict[int, float]] = {}
     for row in read_rows(RESULTS / "camvid_runs.csv"):
         runs.setdefault((row["network"], int(row["steps"])), {})[int(row["seed"])] = float(row["miou"])
     paired = {key: seeds for key, seeds in runs.items() if all(s in seeds for s in SEEDS)}
     counts = sorted({k[1] for k in paired})
     if steps is None:
-        full = [c for c in counts if sum(k[1] == c for k in paired) == len(networks)]
-        steps = max(full or counts)
+        steps = max(counts, key=lambda c: (sum(k[1] == c and k[0] in networks for k in paired), c))
     miou = {name: (seeds[SEEDS[0]], seeds[SEEDS[1]]) for (name, c), seeds in paired.items()
             if c == steps and name in networks and (not only or name in only)}
     if len(miou) < 5:
@@ -59,7 +74,8 @@ def ground_truth(steps: int | None, only: list[str] | None = None) -> tuple[int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, help="step count of the ground truth (default: the largest complete)")
-    parser.add_argument("--networks", nargs="+", metavar="NAME", help="only these networks (b0, b1, net00..net15)")
+    parser.add_argument("--networks", nargs="+", metavar="NAME", help="only these networks (default: every network "
+                        "of the study with both seeds done)")
     parser.add_argument("--out", help="results JSON (default: results/camvid_proxies.json; the PNG beside it)")
     parser.add_argument("--write-predictor", action="store_true", help=f"save the fitted predictor as {DEFAULT_PREDICTOR.name}")
     args = parser.parse_args(argv)
@@ -82,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
 
     x = np.array([spec_features(s) for s in specs])
     predictor = fit_predictor(specs, truth, source=f"camvid_runs.csv, {steps} steps, {len(names)} networks x 2 seeds")
-    scores["learned (leave-one-out)"] = nested_loo_predictions(x, np.array(truth)).tolist()
+    scores["learned (cross-validated)"] = cv_predictions(x, np.array(truth)).tolist()
     for name, values in scores.items():
-        report["proxies"][name] = {"kendall": round(kendall(values, truth), 3), "spearman": round(spearman(values, truth), 3),
-                                   "values": [round(v, 4) for v in values]}
+        report["proxies"][name] = {"kendall": round(kendall(values, truth), 3),
+                                   "kendall_95": kendall_interval(values, truth),
+                                   "spearman": round(spearman(values, truth), 3), "values": [round(v, 4) for v in values]}
     report["learned_predictor"] = predictor.to_dict()
     report["names"], report["miou"] = names, [round(v, 3) for v in truth]
     best = max(report["proxies"], key=lambda k: report["proxies"][k]["kendall"])
@@ -94,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{steps} steps, {len(names)} networks; noise ceiling (seed 0 vs seed 1): Kendall "
           f"{ceiling['kendall_seed0_vs_seed1']:.3f}, Spearman {ceiling['spearman_seed0_vs_seed1']:.3f}")
     for name, r in report["proxies"].items():
-        print(f"  {name:>24}: Kendall {r['kendall']:+.3f}  Spearman {r['spearman']:+.3f}")
+        print(f"  {name:>26}: Kendall {r['kendall']:+.3f} (95% {r['kendall_95'][0]:+.2f} to {r['kendall_95'][1]:+.2f})"
+              f"  Spearman {r['spearman']:+.3f}")
     print(f"best: {best}")
     out = Path(args.out) if args.out else RESULTS / "camvid_proxies.json"
     write_json(out, report)

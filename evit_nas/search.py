@@ -36,6 +36,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
     add_dataset(p)
     add_space(p)
+    loop = p.add_argument_group(
+        "accuracy-aware loop", "with --rounds R: R rounds of search, brief training of --train-per-round networks of "
+        "the front on --train-data, and a refit of the learned accuracy predictor on every network trained so far; "
+        "each round searches with the refitted predictor as its accuracy objective. Rerun the same command to resume "
+        "after an interruption: nothing finished is trained again")
+    loop.add_argument("--rounds", type=int, help="rounds of the loop (default: no loop, a single search)")
+    loop.add_argument("--train-per-round", type=int, default=6, metavar="K",
+                      help="networks trained per round: the best predicted, a third by upper confidence bound (default: 6)")
+    loop.add_argument("--train-data", default="synthetic", metavar="DATASET",
+                      help="training data: synthetic, camvid:PATH, cityscapes:PATH or ade20k:PATH (default: synthetic)")
+    loop.add_argument("--train-steps", type=int, default=1000, help="training steps per network (default: 1000)")
+    loop.add_argument("--train-batch-size", type=int, default=8, help="images per step (default: 8)")
+    loop.add_argument("--train-device", choices=("cpu", "cuda", "auto"), default="cpu",
+                      help="where to train (default: cpu)")
+    loop.add_argument("--start-predictor", metavar="FILE", help="round 0's accuracy predictor (default: the shipped one)")
+    loop.add_argument("--loop-out", metavar="DIR", help="results, checkpoints, predictors and loop.json (default: "
+                      "loop/STUDY)")
     add_json(p, "machine-readable summary (no progress bar)")
     p.set_defaults(func=cmd_search)
 
@@ -78,6 +95,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     name = args.study or default_study_name(args.table, args.budget_ms, args.objectives, args.proxy, args.sampler,
                                             args.seed)
+    if args.rounds is not None:
+        return run_accuracy_loop(args, table, space, name)
     progress = None if args.json else search_progress()
     study = run_search(table, space, budget_ms=args.budget_ms, trials=args.trials, objectives=args.objectives,
                        proxy=args.proxy, sampler=args.sampler, storage=args.storage, study_name=name, seed=args.seed,
@@ -94,6 +113,39 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"(budget {args.budget_ms:g} ms on {table.meta['device']})")
     print_front(rows)
     print(f"\nexport them: evit-nas pareto --storage {summary['storage']} --study {name} --export DIR")
+    return 0
+
+
+def run_accuracy_loop(args: argparse.Namespace, table: Any, space: Any, name: str) -> int:
+    """``search --rounds R``: the accuracy-aware loop (nas.loop.run_loop)."""
+    import sys
+    from pathlib import Path
+
+    from nas.loop import run_loop
+    from nas.validate import default_recipe, open_datasets, safe_name, training_resolution
+
+    kind = args.train_data.partition(":")[0]
+    resolution = training_resolution(args.train_data)
+    recipe = default_recipe(kind, resolution, args.train_steps, args.train_batch_size, args.seed)
+    train_set, val_set = open_datasets(args.train_data, resolution)
+    out = Path(args.loop_out or Path("loop") / safe_name(name))
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    record = run_loop(table, space, budget_ms=args.budget_ms, trials=args.trials, rounds=args.rounds,
+                      per_round=args.train_per_round, dataset=args.train_data, recipe=recipe, train_set=train_set,
+                      val_set=val_set, work_dir=out, storage=args.storage, study_name=name, seed=args.seed,
+                      table_path=str(args.table), start_predictor=args.start_predictor, device=args.train_device,
+                      log=say)
+    if args.json:
+        print_json({"loop": str(out / "loop.json"), **record})
+        return 0
+    print(f"\n{'round':>5}{'trained':>9}{'predictor CV tau':>18}{'best mIoU (%)':>15}{'at (ms)':>9}{'B0 mIoU (%)':>13}")
+    for r in record["round"]:
+        tau = "" if r["predictor_cv_kendall"] is None else f"{r['predictor_cv_kendall']:+.3f}"
+        print(f"{r['round']:>5}{len(r['trained']):>9}{tau:>18}{r['best']['miou']:>15.1f}{r['best']['latency_ms']:>9.2f}"
+              f"{r['reference_miou']:>13.1f}")
+    b0_ms = record["reference_latency_ms"]
+    print(("" if b0_ms is None else f"\nB0 predicted at {b0_ms:.2f} ms on this table; ") + f"wrote {out / 'loop.json'} "
+          f"(per round: front, predicted against measured mIoU); the last round's study is {name}-round{args.rounds - 1}")
     return 0
 
 

@@ -90,14 +90,14 @@ def cmd_predictor_fit(args: argparse.Namespace) -> int:
     miou = [sum(v) / len(v) for v in by_spec.values()]
     predictor = fit_predictor(specs, miou, source=", ".join(map(str, args.results)))
     predictor.save(args.output)
-    result = {"predictor": args.output, "networks": predictor.networks, "alpha": predictor.alpha,
-              "loo_kendall": predictor.loo_kendall, "loo_spearman": predictor.loo_spearman}
+    result = {"predictor": args.output, "networks": predictor.networks, "cv_kendall": predictor.cv_kendall,
+              "cv_spearman": predictor.cv_spearman}
     if args.json:
         print_json(result)
     else:
-        print(f"wrote {args.output}: fitted on {predictor.networks} networks; leave-one-out Kendall tau "
-              f"{predictor.loo_kendall:+.3f}, Spearman {predictor.loo_spearman:+.3f}. Use it with "
-              f"`evit-nas search ... --proxy learned:{args.output}`")
+        print(f"wrote {args.output}: fitted on {predictor.networks} networks; cross-validated Kendall tau "
+              f"{predictor.cv_kendall:+.3f}, Spearman {predictor.cv_spearman:+.3f} (each network predicted by a fit "
+              f"that did not see it). Use it with `evit-nas search ... --proxy learned:{args.output}`")
     return 0
 
 

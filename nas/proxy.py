@@ -10,18 +10,18 @@ trained accuracy best is measured against brief training on CamVid
 - ``naswot``: "Neural Architecture Search Without Training" (Mellor et al., ICML 2021):
   the log-determinant of the Hamming kernel of the binary activation patterns of a batch
   at initialisation; networks whose units separate the inputs better score higher. Here the
-  patterns are the signs of the inputs of every Hardswish/ReLU.
+  patterns are the signs of the inputs of every Hardswish/ReLU (:func:`nas.zero_cost.naswot`).
 - ``synflow``: "Pruning neural networks without any data by iteratively conserving
   synaptic flow" (Tanaka et al., NeurIPS 2020), as a NAS proxy (Abdelfattah et al., ICLR
   2021): with every weight replaced by its absolute value and an all-ones input, the sum
-  over parameters of |weight x d(sum of outputs)/d(weight)|; reported as its log10.
+  over parameters of |weight x d(sum of outputs)/d(weight)|; reported as its log10
+  (:func:`nas.zero_cost.synflow`).
 - ``learned``: the accuracy predictor of :mod:`nas.predictor`, fitted on networks that were
   brief-trained (the shipped one: the CamVid study); ``learned:FILE`` reads another fit.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -31,6 +31,8 @@ from torch import nn
 from search_space import ArchSpec, build_model
 
 from search_space.cost import count_macs, count_params
+
+from . import zero_cost
 
 __all__ = ["DEFAULT_PROXY", "PROXIES", "CapacityProxy", "NaswotProxy", "Proxy", "SynflowProxy", "make_proxy"]
 
@@ -94,23 +96,7 @@ class NaswotProxy(_InitialisedProxy):
         self._inputs = torch.randn(batch, 3, *resolution, generator=generator)
 
     def _score(self, model: nn.Module) -> float:
-        model.train()  # batch statistics, as at the start of training
-        kernel = torch.zeros(self.batch, self.batch, dtype=torch.float64)
-
-        def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-            codes = (inputs[0].detach().reshape(self.batch, -1) > 0).double()
-            nonlocal kernel
-            kernel = kernel + codes @ codes.T + (1 - codes) @ (1 - codes).T
-
-        hooks = [m.register_forward_pre_hook(record) for m in model.modules() if isinstance(m, (nn.Hardswish, nn.ReLU))]
-        try:
-            with torch.no_grad():
-                model(self._inputs)
-        finally:
-            for hook in hooks:
-                hook.remove()
-        sign, logdet = torch.linalg.slogdet(kernel)
-        return float(logdet) if sign > 0 else float("-inf")
+        return zero_cost.naswot(model, self._inputs, activations=(nn.Hardswish, nn.ReLU))
 
 
 class SynflowProxy(_InitialisedProxy):
@@ -124,14 +110,7 @@ class SynflowProxy(_InitialisedProxy):
         self.resolution = resolution
 
     def _score(self, model: nn.Module) -> float:
-        model = model.double().eval()
-        with torch.no_grad():
-            for param in model.parameters():
-                param.abs_()
-        model.zero_grad()
-        model(torch.ones(1, 3, *self.resolution, dtype=torch.float64)).sum().backward()
-        total = sum(float((p.detach() * p.grad).abs().sum()) for p in model.parameters() if p.grad is not None)
-        return math.log10(total) if total > 0 else float("-inf")
+        return zero_cost.synflow(model, torch.empty(1, 3, *self.resolution))  # only the shape is used
 
 
 #: the search's accuracy objective by default: the best measured against brief training on CamVid

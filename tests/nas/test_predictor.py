@@ -18,10 +18,10 @@ def networks():
 
 def test_it_learns_a_ranking_that_follows_the_features(networks):
     # a made-up "trained mIoU": more capacity and more attention are better
-    miou = [30 + 4 * spec_features(s)[0] + 0.5 * spec_features(s)[5] for s in networks]
+    miou = [30 + 4 * spec_features(s)[0] + 0.5 * spec_features(s)[-1] for s in networks]
     predictor = fit_predictor(networks, miou)
     assert predictor.networks == len(networks) and predictor.features == FEATURES
-    assert predictor.loo_kendall > 0.8  # held-out networks are ranked right
+    assert predictor.cv_kendall > 0.5  # held-out networks are ranked right
     assert predictor(networks[0]) == pytest.approx(miou[0], abs=1.0)
 
 
@@ -30,7 +30,7 @@ def test_noise_gives_an_honest_leave_one_out_score(networks):
 
     rng = random.Random(0)
     predictor = fit_predictor(networks, [rng.uniform(30, 40) for _ in networks])
-    assert abs(predictor.loo_kendall) < 0.5  # nothing to learn, and leave-one-out says so
+    assert abs(predictor.cv_kendall) < 0.5  # nothing to learn, and cross-validation says so
 
 
 def test_save_load_and_the_learned_proxy(networks, tmp_path):
@@ -67,3 +67,13 @@ def test_the_default_objective_is_the_same_everywhere():
     from nas.proxy import DEFAULT_PROXY
 
     assert CLI_DEFAULT == DEFAULT_PROXY == "macs"  # the best measured at 1,000 steps (camvid_proxies_1000steps.json)
+
+
+def test_uncertainty_is_larger_on_networks_it_was_not_fitted_on(networks):
+    miou = [30 + 4 * spec_features(s)[0] + 0.5 * spec_features(s)[-1] for s in networks]
+    predictor = fit_predictor(networks, miou)
+    unseen = [s for s in (SearchSpace.default().sample(i) for i in range(100, 130)) if s not in networks]
+    _, std_seen = predictor.predict(networks)
+    mean_unseen, std_unseen = predictor.predict(unseen)
+    assert mean_unseen.shape == std_unseen.shape == (len(unseen),)
+    assert (std_unseen >= 0).all() and std_unseen.mean() > std_seen.mean()

@@ -163,6 +163,7 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
         measured = {row["network"]: row["miou"] for row in rows}
         record["round"].append(_round_record(r, study, predictor, picks, measured, read_results(results), record))
         write_atomic(work_dir / "loop.json", json.dumps(record, indent=1) + "\n")
+        study.set_user_attr("loop", record)  # the report of this round's study shows the rounds so far
         best = record["round"][-1]["best"]
         b0_ms = record["reference_latency_ms"]
         log(f"round {r}: best measured so far {best['network']} {best['miou']:.1f}% mIoU at "

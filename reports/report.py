@@ -4,7 +4,8 @@ SegFormer and SegNeXt, as PNG + SVG figures, the CSV behind each, and one ``inde
 The page, in order (each section in its own module):
 
 1. the user's search: every trial and the feasible Pareto front (``search.py``);
-2. the validated networks' mIoU after brief training (``validation.py``);
+2. the validated networks' mIoU after brief training (``validation.py``), and for a study of
+   the accuracy-aware loop, its rounds (``loop.py``);
 3. the latency table's accuracy against end-to-end measurement (``predictor.py``);
 4. the comparison with SegFormer and SegNeXt: published mIoU against latency measured here,
    and the published speedups next to those measured here (``comparison.py``);
@@ -167,6 +168,10 @@ def write_report(study: optuna.Study, table: LatencyTable, out_dir: str | Path, 
     page.parts.append(search_section(out_dir, study, table, trials))
     validation = validation_rows(study, table, measured)
     page.parts.append(validation_section(out_dir, validation, device))
+    if study.user_attrs.get("loop"):
+        from .loop import loop_section
+
+        page.parts.append(loop_section(out_dir, study.user_attrs["loop"]))
     ours = [measured[n] for n, _ in networks + front_networks if measured[n]["kind"] == "efficientvit"]
     part, predictor = predictor_section(out_dir, ours, here, f"{table.meta.get('device')} ({table.meta.get('cpu')})")
     page.parts.append(part)

@@ -11,7 +11,10 @@ import pytest
 
 from evit_nas.main import main
 from nas.loop import pick_to_train
+from nas.search import load_study
 from nas.validate import read_results
+from reports.loop import loop_section
+from search_space.records import read_csv
 
 FAST = ["--train-steps", "2", "--train-batch-size", "2", "--trials", "24"]
 
@@ -53,6 +56,13 @@ def test_loop_trains_refits_and_resumes_without_retraining(tiny_table, space_fil
     assert {t["picked_by"] for t in record["round"][0]["trained"]} == {"mean", "upper confidence bound"}
     best = record["round"][1]["best"]
     assert best["miou"] == max(r["miou"] for r in rows if r["network"] != "efficientvit_seg_b0")
+    # the last round's study carries the record, and the report draws it
+    assert load_study(str(journal), "loop-round1").user_attrs["loop"]["round"] == record["round"]
+    report = tmp_path / "report"
+    report.mkdir()
+    page = loop_section(report, record)
+    assert "The accuracy-aware loop" in page and (report / "loop.png").stat().st_size > 0
+    assert len(read_csv(report / "loop.csv")[1]) == 8
     # the same command again: everything is found done, nothing is trained again
     before = (out / "results.csv").read_text()
     assert main(_loop_args(tiny_table, space_file, tmp_path, journal)) == 0

@@ -416,10 +416,12 @@ def sec_camvid_proxies(r: Renderer) -> list[str]:
                                                  f"{s.n('noise_ceiling', 'spearman_seed0_vs_seed1', f='.3f')}" for s in srcs])
     return ["Kendall τ / Spearman ρ of each accuracy objective against the two-seed mean CamVid mIoU, with a "
             "bootstrap interval of τ where the file has one. The learned predictor is scored on networks its fit did "
-            "not see (leave-one-out at 500 steps; cross-validation of the tree ensemble at 1,000 steps).", "",
+            f"not see (leave-one-out at {r.lit('500')} steps; cross-validation of the tree ensemble at {r.lit('1,000')} "
+            "steps).", "",
             *table(headers, rows),
             "The search's default objective is MACs, the best measured where brief training ranks (the longest "
-            "run). On so few networks the intervals overlap: the wider CamVid study (40 networks) is under way."]
+            f"run). On so few networks the intervals overlap: the wider CamVid study ({r.lit('40')} networks) is under "
+            "way."]
 
 
 def sec_nbmr_builder(r: Renderer) -> list[str]:
@@ -427,7 +429,7 @@ def sec_nbmr_builder(r: Renderer) -> list[str]:
     return ["The benchmarks' own builder of NAS-Bench-MR's networks (`benchmarks/nbmr_space.py`), checked against "
             "the parameter counts the benchmark published: " + s.n("params_within_2pct_share", scale=100, f=".1f")
             + f"% of {s.n('networks', f=',d')} networks within {r.lit('2%')}, the largest difference "
-            + s.n("params_max_abs_rel_err", scale=100, f=".2f") + "% (with the benchmark's 50-output classifier: "
+            + s.n("params_max_abs_rel_err", scale=100, f=".2f") + f"% (with the benchmark's {r.lit('50')}-output classifier: "
             + s.n("params_exact_share_50_outputs", scale=100, f=".0f") + "% exact). Its convolution "
             "multiply-accumulates match the published FLOPs within " + r.lit("5%") + " for "
             + s.n("flops_within_5pct_share", scale=100, f=".1f") + "% of them."]
@@ -711,7 +713,7 @@ SECTIONS: list[Section] = [
             images=["camvid_proxies_1000steps.png"]),
     Section("results/training.md", "NAS-Bench-MR: the builder", ["nbmr_builder_check.json"], sec_nbmr_builder,
             latency=False),
-    Section("results/training.md", "NAS-Bench-MR: which objective ranks 2,507 trained networks?",
+    Section("results/training.md", "NAS-Bench-MR: which objective ranks fully trained networks?",
             ["nbmr_objectives.json"], sec_nbmr_objectives, latency=False),
     Section("results/training.md", "NAS-Bench-MR: does the loop find better networks?", ["nbmr_loop.json"],
             sec_nbmr_loop, latency=False),
@@ -833,8 +835,8 @@ def readme_table(renderer: Renderer | None = None) -> str:
          f"{cp.n('proxies', 'macs', 'kendall_95', 0, f='.2f')} to {cp.n('proxies', 'macs', 'kendall_95', 1, f='.2f')})",
          cp.machine(latency=False)],
         [f"Learned predictor on NAS-Bench-MR, {nb.n('networks_scored', f=',d')} fully trained networks, held out",
-         f"Kendall τ {nb.n('objectives', 'learned', '50', 'kendall', 'mean', f='.2f')} from 50 labelled, "
-         f"{nb.n('objectives', 'learned', '400', 'kendall', 'mean', f='.2f')} from 400; FLOPs "
+         f"Kendall τ {nb.n('objectives', 'learned', '50', 'kendall', 'mean', f='.2f')} from {r.lit('50')} labelled, "
+         f"{nb.n('objectives', 'learned', '400', 'kendall', 'mean', f='.2f')} from {r.lit('400')}; FLOPs "
          f"{nb.n('objectives', 'flops', '50', 'kendall', 'mean', f='.2f')}", nb.machine(latency=False)],
         [f"Accuracy-aware loop simulated on NAS-Bench-MR, {loop.n('labels', f='d')} + {loop.n('rounds', f='d')} x "
          f"{loop.n('per_round', f='d')} trainings, {loop.n('seeds', f='d')} seeds",

@@ -113,7 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adapt-networks", type=int, default=6,
                    help="networks timed here to adapt the table to this machine (default: 6)")
     p.add_argument("--no-adapt", action="store_true", help="search on the table as it is (another machine's latencies)")
-    p.add_argument("--budget-ms", type=float, default=50.0, help="latency budget in ms (default: 50)")
+    p.add_argument("--budget-ms", type=float, default=None,
+                   help="latency budget in ms (default: 50, or 1.5 x the fastest network of the space where this "
+                   "machine cannot run any network within 50 ms)")
     p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
     p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
     p.add_argument("--steps", type=int, default=150, help="training steps per network (default: 150)")
@@ -257,6 +259,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         table_path, table = _adapted_table(table, out, args.adapt_networks)
     seconds["adapt"], stage = time.monotonic() - stage, time.monotonic()
     storage = str(out / "demo.journal")
+    if args.budget_ms is None:
+        from nas.search import fastest_network
+
+        fastest_ms = fastest_network(SearchSpace.default("cityscapes"), table)[1]
+        args.budget_ms = 50.0 if fastest_ms < 50.0 / 1.5 else float(round(1.5 * fastest_ms))
+        if args.budget_ms != 50.0:
+            print(f"the fastest network of the space takes {fastest_ms:.1f} ms here: the budget is {args.budget_ms:g} "
+                  "ms (1.5 x that) instead of 50 ms; choose one with --budget-ms")
     name = f"demo-budget{args.budget_ms:g}ms"
     print(f"step 2/4, search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
           f"({table_path.name}); study {name!r} in {storage}")

@@ -114,6 +114,7 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
 
     if rounds < 1 or per_round < 1:
         raise ValidateError(f"--rounds and --train-per-round must be at least 1, got {rounds} and {per_round}")
+    load_predictor(start_predictor or DEFAULT_PREDICTOR)  # a missing or foreign file fails before any work
     work_dir = Path(work_dir)
     results = work_dir / "results.csv"
     classes = train_set.num_classes

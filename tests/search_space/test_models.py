@@ -71,4 +71,6 @@ def test_model_exports_to_onnx_with_parity(name, tmp_path):
     model = create_model(name)
     shape = (1, 3, SIZE, SIZE)
     path = export_onnx(model, shape, tmp_path / f"{name}.onnx")
-    assert onnx_parity(model, path, shape) < 1e-4
+    with torch.no_grad():  # float32 rounding grows with the outputs' size: 1e-4 of the largest, at least 1e-4
+        scale = float(model.eval()(torch.randn(*shape, generator=torch.Generator().manual_seed(0))).abs().max())
+    assert onnx_parity(model, path, shape) < 1e-4 * max(1.0, scale)

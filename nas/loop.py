@@ -27,12 +27,17 @@ from .search import front, run_search, trial_result
 from .train import Recipe
 from .validate import REFERENCE, Entry, ValidateError, read_results, validate
 
-__all__ = ["EXPLORE_SHARE", "UCB_WEIGHT", "pick_to_train", "run_loop"]
+__all__ = ["EXPLORE_SHARE", "UCB_WEIGHT", "explore_count", "pick_to_train", "run_loop"]
 
 #: share of each round's networks picked by upper confidence bound rather than by mean
 EXPLORE_SHARE = 1 / 3
 #: the upper confidence bound is mean + UCB_WEIGHT * std
 UCB_WEIGHT = 2.0
+
+
+def explore_count(k: int, explore_share: float = EXPLORE_SHARE) -> int:
+    """How many of ``k`` picks go by upper confidence bound (none when only one is picked)."""
+    return int(round(k * explore_share)) if k > 1 else 0
 
 
 def pick_to_train(mean: Sequence[float], std: Sequence[float], k: int, explore_share: float = EXPLORE_SHARE,
@@ -48,7 +53,7 @@ def pick_to_train(mean: Sequence[float], std: Sequence[float], k: int, explore_s
     if mean.shape != std.shape:
         raise ValueError(f"{mean.size} means but {std.size} spreads")
     k = min(k, mean.size)
-    explore = int(round(k * explore_share)) if k > 1 else 0
+    explore = explore_count(k, explore_share)
     by_mean = [int(i) for i in np.argsort(-mean, kind="stable")]
     chosen = by_mean[: k - explore]
     taken = set(chosen)
@@ -149,7 +154,8 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
             candidates = _candidates(study, trained_specs, classes, per_round)
             mean, std = predictor.predict([spec for _, spec, _ in candidates]) if candidates else ([], [])
             chosen = pick_to_train(mean, std, per_round)
-            exploit = per_round - int(round(min(per_round, len(candidates)) * EXPLORE_SHARE))
+            picked = min(per_round, len(candidates))
+            exploit = picked - explore_count(picked)
             picks = [{"name": f"r{r}_trial{candidates[i][0]:05d}", "trial": candidates[i][0],
                       "spec": candidates[i][1].to_dict(), "latency_ms": candidates[i][2],
                       "predicted_miou": float(mean[i]), "predicted_std": float(std[i]),

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from brief_runs import read_rows, save_figure, write_json
 
 from latency_tables.validate import kendall, spearman
-from nas.predictor import DEFAULT_PREDICTOR, cv_predictions, fit_predictor, spec_features
+from camvid_ranking import make_recipe, recipe_json
+from nas.predictor import DEFAULT_PREDICTOR, cv_predictions, fit_predictor, spec_features, training_conditions
 from nas.proxy import PROXIES, make_proxy
 from search_space import ArchSpec
 
@@ -54,11 +55,19 @@ def kendall_interval(values: list[float], truth: list[float], draws: int = BOOTS
     return [round(float(np.nanpercentile(taus, 2.5)), 3), round(float(np.nanpercentile(taus, 97.5)), 3)]
 
 
+def study_lr() -> float:
+    """The learning rate of the study's recipe (its pilot's choice)."""
+    return float(json.loads((RESULTS / "camvid_lr_pilot.json").read_text())["lr"])
+
+
 def ground_truth(steps: int | None, only: list[str] | None = None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:
     networks = {n["name"]: n for f in NETWORK_FILES if (RESULTS / f).is_file()
                 for n in json.loads((RESULTS / f).read_text())["networks"] if "spec" in n}
     runs: dict[tuple[str, int], dict[int, float]] = {}
+    recipe = recipe_json(study_lr())
     for row in read_rows(RESULTS / "camvid_runs.csv"):
+        if row["recipe"] != recipe:  # not the study's recipe
+            continue
         runs.setdefault((row["network"], int(row["steps"])), {})[int(row["seed"])] = float(row["miou"])
     paired = {key: seeds for key, seeds in runs.items() if all(s in seeds for s in SEEDS)}
     counts = sorted({k[1] for k in paired})
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     x = np.array([spec_features(s) for s in specs])
-    predictor = fit_predictor(specs, truth, source=f"camvid_runs.csv, {steps} steps, {len(names)} networks x 2 seeds")
+    predictor = fit_predictor(specs, truth, source=f"camvid_runs.csv, {steps} steps, {len(names)} networks x 2 seeds",
+                              trained_with=training_conditions("camvid", make_recipe(steps, 0, study_lr()).to_dict()))
     scores["learned (cross-validated)"] = cv_predictions(x, np.array(truth)).tolist()
     for name, values in scores.items():
         report["proxies"][name] = {"kendall": round(kendall(values, truth), 3),

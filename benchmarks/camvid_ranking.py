@@ -11,6 +11,13 @@ thread per run; mIoU on the 101 val images at 240x320. The learning rate comes f
 pilot (B0, 300 steps, seed 0, at 1e-3 and 3e-3) run first and kept in
 ``camvid_lr_pilot.json``, with the seconds per step of B0 and B1.
 
+A second recipe (``--recipe B``) checks that the ranking is not an artefact of the first:
+images at half size (180x240), crops 160x224, no scale augmentation, horizontal flip,
+batch 8, AdamW at a fixed 2e-3 (weight decay 0.05), 5% warm-up then poly decay; mIoU on
+the val images at 180x240. Its runs go to ``camvid_runs_b.csv``, and its summary
+(``camvid_ranking_b.json``) adds the Spearman rho between the two recipes' seed means and
+searched vs B0 under both.
+
 Everything is resumable: the network set is written once (``camvid_networks.json``) and
 re-read; a run checkpoints every 50 steps under ``camvid_runs/ckpt/`` and resumes there;
 a finished run appends its row to ``camvid_runs.csv`` (atomic rewrite) and is never redone
@@ -18,6 +25,8 @@ a finished run appends its row to ``camvid_runs.csv`` (atomic rewrite) and is ne
 
     PYTHONPATH=. python benchmarks/camvid_ranking.py --data /path/to/camvid --jobs 2
     PYTHONPATH=. python benchmarks/camvid_ranking.py --summary
+    PYTHONPATH=. python benchmarks/camvid_ranking.py --recipe B --data /path/to/camvid --networks b0 searched ...
+    PYTHONPATH=. python benchmarks/camvid_ranking.py --recipe B --summary
 """
 
 from __future__ import annotations
@@ -53,21 +62,30 @@ SAMPLES = 3000  # search-space samples (seeds 0..SAMPLES-1) the 16 networks are 
 BINS = 16
 ZOO = {"b0": "efficientvit_seg_b0", "b1": "efficientvit_seg_b1"}
 NUM_CLASSES = 11
-IMAGE_SCALE = 2 / 3  # 360x480 -> 240x320, for training and evaluation
+IMAGE_SCALE = 2 / 3  # 360x480 -> 240x320, for training and evaluation (recipe A)
 PILOT_LRS = (1e-3, 3e-3)
+# The two recipes: A is the study's (its learning rate from the pilot); B differs in
+# resolution, augmentation, learning rate and schedule. ``lr`` None = the pilot's.
+RECIPES: dict[str, dict[str, Any]] = {
+    "A": {"image_scale": IMAGE_SCALE, "crop": (192, 256), "scale_range": (0.5, 2.0), "schedule": "cosine",
+          "lr": None, "csv": "camvid_runs.csv", "summary": "camvid_ranking.json"},
+    "B": {"image_scale": 1 / 2, "crop": (160, 224), "scale_range": (1.0, 1.0), "schedule": "poly",
+          "lr": 2e-3, "csv": "camvid_runs_b.csv", "summary": "camvid_ranking_b.json"},
+}
 
 
-def make_recipe(steps: int, seed: int, lr: float) -> Recipe:
-    """The study's training recipe (one for all runs)."""
-    return Recipe(steps=steps, batch_size=8, lr=lr, weight_decay=0.05, warmup=0.05, schedule="cosine",
-                  crop=(192, 256), scale_range=(0.5, 2.0), flip=True, seed=seed, checkpoint_every=50)
+def make_recipe(steps: int, seed: int, lr: float, recipe: str = "A") -> Recipe:
+    """The training recipe of ``recipe`` ("A", the study's, or "B", the cross-check)."""
+    r = RECIPES[recipe]
+    return Recipe(steps=steps, batch_size=8, lr=lr, weight_decay=0.05, warmup=0.05, schedule=r["schedule"],
+                  crop=r["crop"], scale_range=r["scale_range"], flip=True, seed=seed, checkpoint_every=50)
 
 
-def recipe_json(lr: float) -> str:
+def recipe_json(lr: float, recipe: str = "A") -> str:
     """What a row records of its recipe: everything but steps and seed (their own columns)."""
-    fields = {k: v for k, v in make_recipe(1, 0, lr).to_dict().items() if k not in ("steps", "seed")}
-    return json.dumps({"dataset": "camvid", "image_scale": IMAGE_SCALE, "eval_split": "val", "optimizer": "adamw",
-                       "pretrained": False, "threads": 1, **fields}, sort_keys=True)
+    fields = {k: v for k, v in make_recipe(1, 0, lr, recipe).to_dict().items() if k not in ("steps", "seed")}
+    return json.dumps({"dataset": "camvid", "image_scale": RECIPES[recipe]["image_scale"], "eval_split": "val",
+                       "optimizer": "adamw", "pretrained": False, "threads": 1, **fields}, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- networks
@@ -148,15 +166,15 @@ def _die_with_parent() -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _splits(data: str) -> tuple[Any, Any]:
-    """CamVid train and val at IMAGE_SCALE, loaded once per worker process."""
+def _splits(data: str, scale: float) -> tuple[Any, Any]:
+    """CamVid train and val at ``scale`` of the originals, loaded once per worker process."""
     from nas.data import CamVidDataset
 
-    return CamVidDataset(data, "train", scale=IMAGE_SCALE), CamVidDataset(data, "val", scale=IMAGE_SCALE)
+    return CamVidDataset(data, "train", scale=scale), CamVidDataset(data, "val", scale=scale)
 
 
 def run_one(network: dict[str, Any], seed: int, steps: int, lr: float, data: str,
-            checkpoint: str | None) -> dict[str, Any]:
+            checkpoint: str | None, recipe: str = "A") -> dict[str, Any]:
     """Train ``network`` from scratch (resuming from ``checkpoint``), evaluate on val; one thread."""
     import torch
 
@@ -165,10 +183,11 @@ def run_one(network: dict[str, Any], seed: int, steps: int, lr: float, data: str
     from nas.train import evaluate, train
     from search_space import ArchSpec, build_model
 
-    train_set, val_set = _splits(data)
+    train_set, val_set = _splits(data, RECIPES[recipe]["image_scale"])
     path = Path(checkpoint) if checkpoint else None
     start = int(torch.load(path, map_location="cpu", weights_only=True)["step"]) if path and path.is_file() else 0
-    print(f"start {network['name']} seed {seed}, {steps} steps, lr {lr:g}" + (f" (resume at {start})" if start else ""),
+    print(f"start {network['name']} seed {seed}, {steps} steps, recipe {recipe}, lr {lr:g}"
+          + (f" (resume at {start})" if start else ""),
           flush=True)
     torch.manual_seed(seed)
     if "variant" in network:  # an ablation variant of B0 (benchmarks/ablation.py), not an ArchSpec
@@ -178,7 +197,7 @@ def run_one(network: dict[str, Any], seed: int, steps: int, lr: float, data: str
     else:
         model = build_model(ArchSpec.from_dict(network["spec"]))
     began = time.perf_counter()
-    train(model, train_set, make_recipe(steps, seed, lr), checkpoint=path, progress=False)
+    train(model, train_set, make_recipe(steps, seed, lr, recipe), checkpoint=path, progress=False)
     train_s = time.perf_counter() - began
     began = time.perf_counter()
     scores = evaluate(model, val_set, train_set.num_classes)
@@ -191,11 +210,12 @@ def run_one(network: dict[str, Any], seed: int, steps: int, lr: float, data: str
             "eval_s": round(eval_s, 1),
             "seconds_per_step": round(train_s / (steps - start), 4) if steps > start else "",
             "resumed_at_step": start, "cpu": cpu_model(), "torch": torch.__version__,
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "recipe": recipe_json(lr)}
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "recipe": recipe_json(lr, recipe)}
 
 
-def checkpoint_path(out: Path, name: str, seed: int, steps: int, lr: float) -> Path:
-    return out / "camvid_runs" / "ckpt" / f"{name}-seed{seed}-{steps}steps-lr{lr:g}.pt"
+def checkpoint_path(out: Path, name: str, seed: int, steps: int, lr: float, recipe: str = "A") -> Path:
+    tag = "" if recipe == "A" else f"-recipe{recipe}"
+    return out / "camvid_runs" / "ckpt" / f"{name}-seed{seed}-{steps}steps-lr{lr:g}{tag}.pt"
 
 
 def execute(jobs: int, tasks: list[dict[str, Any]], done: Callable[[dict[str, Any], dict[str, Any]], None]) -> int:
@@ -252,18 +272,19 @@ def lr_pilot(networks: dict[str, dict[str, Any]], data: str, out: Path, jobs: in
 
 
 def run_queue(networks: list[dict[str, Any]], seeds: list[int], step_counts: list[int], lr: float, data: str,
-              out: Path, jobs: int) -> int:
-    """Every (network, seed) at each step count in turn, skipping runs already in the CSV."""
-    csv_path = out / "camvid_runs.csv"
+              out: Path, jobs: int, recipe_name: str = "A") -> int:
+    """Every (network, seed) at each step count in turn, skipping runs already in the recipe's CSV."""
+    csv_path = out / RECIPES[recipe_name]["csv"]
     rows = read_rows(csv_path)
-    recipe = recipe_json(lr)
+    recipe = recipe_json(lr, recipe_name)
     done_keys = {(r["network"], r["seed"], r["steps"], r["recipe"]) for r in rows}
-    tasks = [{"network": n, "seed": seed, "steps": steps, "lr": lr, "data": data,
-              "checkpoint": str(checkpoint_path(out, n["name"], seed, steps, lr))}
+    tasks = [{"network": n, "seed": seed, "steps": steps, "lr": lr, "data": data, "recipe": recipe_name,
+              "checkpoint": str(checkpoint_path(out, n["name"], seed, steps, lr, recipe_name))}
              for steps in step_counts for n in networks for seed in seeds
              if (n["name"], str(seed), str(steps), recipe) not in done_keys]
     total = len(tasks)
-    print(f"{total} run(s) to do at lr {lr:g}, {len(rows)} row(s) already in {csv_path}", flush=True)
+    print(f"{total} run(s) to do with recipe {recipe_name} at lr {lr:g}, {len(rows)} row(s) already in {csv_path}",
+          flush=True)
     finished = 0
 
     def done(task: dict[str, Any], row: dict[str, Any]) -> None:
@@ -291,10 +312,10 @@ def rank_correlation(a: list[float], b: list[float]) -> float:
 
 
 def summarise(rows: list[dict[str, str]], networks: list[dict[str, Any]], seeds: tuple[int, int],
-              lr: float) -> dict[str, Any]:
+              lr: float, recipe_name: str = "A") -> dict[str, Any]:
     """Per step count, over the networks with both seeds done: test-retest rho and spread;
     and the rho of the seed-mean mIoU with that of the longest step count."""
-    recipe = recipe_json(lr)
+    recipe = recipe_json(lr, recipe_name)
     miou = {(r["network"], int(r["seed"]), int(r["steps"])): float(r["miou"]) for r in rows if r["recipe"] == recipe}
     names = [n["name"] for n in networks]
     complete = {steps: [n for n in names if all((n, s, steps) in miou for s in seeds)]
@@ -302,7 +323,8 @@ def summarise(rows: list[dict[str, str]], networks: list[dict[str, Any]], seeds:
     complete = {steps: found for steps, found in complete.items() if found}
     mean = {(n, steps): sum(miou[n, s, steps] for s in seeds) / len(seeds) for steps, found in complete.items() for n in found}
     longest = max(complete, default=None)
-    summary: dict[str, Any] = {"seeds": list(seeds), "lr": lr, "recipe": json.loads(recipe), "steps": {}}
+    summary: dict[str, Any] = {"seeds": list(seeds), "lr": lr, "recipe_name": recipe_name,
+                               "recipe": json.loads(recipe), "steps": {}}
     for steps, found in complete.items():
         a, b = [miou[n, seeds[0], steps] for n in found], [miou[n, seeds[1], steps] for n in found]
         spread = [abs(x - y) for x, y in zip(a, b)]
@@ -316,6 +338,44 @@ def summarise(rows: list[dict[str, str]], networks: list[dict[str, Any]], seeds:
                                                                          [mean[n, longest] for n in common])
         summary["steps"][str(steps)] = entry
     return summary
+
+
+def seed_mious(out: Path, recipe_name: str, lr: float, steps: int) -> dict[str, dict[int, float]]:
+    """network -> seed -> mIoU (%) of the runs of ``recipe_name`` at ``steps``."""
+    recipe = recipe_json(lr, recipe_name)
+    found: dict[str, dict[int, float]] = {}
+    for row in read_rows(out / RECIPES[recipe_name]["csv"]):
+        if row["recipe"] == recipe and int(row["steps"]) == steps:
+            found.setdefault(row["network"], {})[int(row["seed"])] = float(row["miou"])
+    return found
+
+
+def compare_recipes(out: Path, lr_a: float, seeds: tuple[int, int], steps: int) -> dict[str, Any]:
+    """Recipe A against B: Spearman rho of the seed-mean mIoU over the networks with both seeds
+    under both, and searched vs B0 under each (mean ± std over every seed trained)."""
+    runs = {"A": seed_mious(out, "A", lr_a, steps), "B": seed_mious(out, "B", RECIPES["B"]["lr"], steps)}
+    common = sorted(n for n in runs["B"] if n in runs["A"]
+                    and all(s in runs["A"][n] and s in runs["B"][n] for s in seeds))
+    means = {r: [statistics.mean(runs[r][n][s] for s in seeds) for n in common] for r in runs}
+    versus = {}
+    for r, found in runs.items():
+        versus[r] = {n: {"seeds": sorted(found[n]), "mean": round(statistics.mean(found[n].values()), 3),
+                         "std": round(statistics.stdev(found[n].values()), 3) if len(found[n]) > 1 else None}
+                     for n in ("b0", "searched") if n in found}
+    return {"steps": steps, "seeds": list(seeds), "networks": common, "mean_miou_a": dict(zip(common, means["A"])),
+            "mean_miou_b": dict(zip(common, means["B"])),
+            "spearman_rho": rank_correlation(means["A"], means["B"]) if len(common) >= 3 else None,
+            "goal_rho": 0.7, "searched_vs_b0": versus}
+
+
+def print_comparison(c: dict[str, Any]) -> None:
+    rho = "n/a (fewer than 3 networks)" if c["spearman_rho"] is None else f"{c['spearman_rho']:.3f}"
+    print(f"recipe A vs B at {c['steps']} steps: {len(c['networks'])} network(s) with seeds {c['seeds']} under both, "
+          f"Spearman rho of the seed means {rho} (goal >= {c['goal_rho']})")
+    for recipe, found in c["searched_vs_b0"].items():
+        print(f"  recipe {recipe}: " + (", ".join(
+            f"{n} {v['mean']:.2f}" + (f" ± {v['std']:.2f}" if v["std"] is not None else "") + f" mIoU ({len(v['seeds'])} seeds)"
+            for n, v in found.items()) or "no run of b0 or searched"))
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -337,18 +397,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--networks", nargs="+", help="restrict to these names (b0, b1, net00..net15, or those of "
                         "--extra), trained in the order given")
-    parser.add_argument("--extra", metavar="JSON", help="more networks to train with the same recipe and CSV (the "
+    parser.add_argument("--extra", metavar="JSON", nargs="+", default=[], help="more networks to train with the same recipe and CSV (the "
                         "search-vs-B0 and ablation networks of camvid_checks.py); the summary ignores them")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each (default 2)")
     parser.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--pilot-steps", type=int, default=300, help="steps of the B0 learning-rate pilot")
     parser.add_argument("--timing-steps", type=int, default=30, help="steps timed of B1 in the pilot")
     parser.add_argument("--summary", action="store_true", help="print and write the ranking summary only")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="A",
+                        help="A: the study's recipe (default); B: the cross-check recipe (half resolution, no scale "
+                        "augmentation, lr 2e-3, poly), with its own CSV and summary")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     networks = load_networks(out / "camvid_networks.json")
-    extra = json.loads(Path(args.extra).read_text())["networks"] if args.extra else []
+    extra = [n for path in args.extra for n in json.loads(Path(path).read_text())["networks"]]
     by_name = {n["name"]: n for n in networks + extra}
     unknown = sorted(set(args.networks or ()) - set(by_name))
     if unknown:
@@ -360,10 +423,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--summary compares two seeds; give --seeds A B")
         if not pilot_path.is_file():
             parser.error(f"no {pilot_path} yet: run the study first")
-        summary = summarise(read_rows(out / "camvid_runs.csv"), networks, tuple(args.seeds[:2]),
-                            json.loads(pilot_path.read_text())["lr"])
-        write_json(out / "camvid_ranking.json", summary)
+        lr_a = json.loads(pilot_path.read_text())["lr"]
+        seeds = tuple(args.seeds[:2])
+        recipe = RECIPES[args.recipe]
+        lr = lr_a if recipe["lr"] is None else recipe["lr"]
+        summary = summarise(read_rows(out / recipe["csv"]), networks if args.recipe == "A" else list(by_name.values()),
+                            seeds, lr, args.recipe)
         print_summary(summary)
+        if args.recipe != "A" and summary["steps"]:
+            summary["vs_recipe_A"] = compare_recipes(out, lr_a, seeds, max(int(k) for k in summary["steps"]))
+            print_comparison(summary["vs_recipe_A"])
+        write_json(out / recipe["summary"], summary)
         return 0
 
     if not args.data:
@@ -381,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lr {pilot['lr']:g} (pilot: " + ", ".join(f"{r['lr']:g} -> {r['miou']:.1f}%" for r in pilot["b0"])
           + f"); s/step at 1 thread: {pilot['seconds_per_step']}", flush=True)
     chosen = [by_name[name] for name in args.networks] if args.networks else networks + extra  # in the order given
-    failed = run_queue(chosen, args.seeds, args.steps, pilot["lr"], args.data, out, args.jobs)
+    lr = pilot["lr"] if RECIPES[args.recipe]["lr"] is None else RECIPES[args.recipe]["lr"]
+    failed = run_queue(chosen, args.seeds, args.steps, lr, args.data, out, args.jobs, args.recipe)
     print(f"queue finished, {failed} run(s) failed", flush=True)
     return 1 if failed else 0
 

@@ -10,10 +10,10 @@ import sys
 from search_space.errors import EvitNasError
 from search_space.records import package_version
 
-from . import latency, networks, report, search, validation
+from . import latency, networks, report, search, validation, worker
 
 #: the command groups, in the order `--help` lists them
-GROUPS = (networks, latency, search, validation, report)
+GROUPS = (networks, latency, search, validation, worker, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,6 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     loop.add_argument("--train-batch-size", type=int, default=8, help="images per step (default: 8)")
     loop.add_argument("--train-device", choices=("cpu", "cuda", "auto"), default="cpu",
                       help="where to train (default: cpu)")
+    loop.add_argument("--train-workers", action="store_true",
+                      help="queue each round's networks in --storage and wait for `evit-nas worker --storage STORAGE "
+                      "--study STUDY` processes (on this or other machines, GPUs) to train them, instead of training "
+                      "them here")
     loop.add_argument("--start-predictor", metavar="FILE", help="round 0's accuracy predictor (default: the shipped one)")
     loop.add_argument("--loop-out", metavar="DIR", help="results, checkpoints, predictors and loop.json (default: "
                       "loop/STUDY)")
@@ -134,7 +138,7 @@ def run_accuracy_loop(args: argparse.Namespace, table: Any, space: Any, name: st
                       per_round=args.train_per_round, dataset=args.train_data, recipe=recipe, train_set=train_set,
                       val_set=val_set, work_dir=out, storage=args.storage, study_name=name, seed=args.seed,
                       table_path=str(args.table), start_predictor=args.start_predictor, device=args.train_device,
-                      log=say)
+                      workers=args.train_workers, log=say)
     if args.json:
         print_json({"loop": str(out / "loop.json"), **record})
         return 0

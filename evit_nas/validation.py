@@ -42,8 +42,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="results folder (default: validation/STUDY or validation/networks)")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
                    help="where to train: cpu, cuda, or auto (cuda when available) (default: cpu)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16 autocast, float16 where the GPU lacks "
+                   "bfloat16); CUDA only, refused on a CPU")
     p.add_argument("--no-reference", action="store_true", help="do not train the B0 reference")
     p.add_argument("--no-progress", action="store_true", help="no training progress bar")
+    q = p.add_argument_group(
+        "training in workers", "with --queue the networks are queued in the study's storage (the queue STUDY.train-queue) "
+        "instead of trained here, and `evit-nas worker --storage URL --study STUDY` processes on any machines train "
+        "them and record their results in the study. Run the same validate command again to see the queue and "
+        "gather the finished rows into OUT/results.csv")
+    q.add_argument("--queue", action="store_true", help="queue the networks for workers (needs --study)")
+    q.add_argument("--wait", action="store_true", help="with --queue: wait until workers have trained them all")
+    q.add_argument("--heartbeat-s", type=int, default=60, metavar="S",
+                   help="with --queue, for a new queue: workers beat a heartbeat every S seconds, and the network of "
+                   "a worker silent for 3 x S seconds goes back to the queue (default: 60)")
     add_json(p, "machine-readable rows on standard output")
     p.set_defaults(func=cmd_validate)
 
@@ -65,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predictor_fit(args: argparse.Namespace) -> int:
-    from nas.predictor import fit_predictor
+    from nas.predictor import fit_predictor, training_conditions
     from nas.validate import read_results
     from search_space import ArchSpec
     from search_space.network import network_from_dict
@@ -88,7 +100,9 @@ def cmd_predictor_fit(args: argparse.Namespace) -> int:
         by_spec.setdefault(r["spec"], []).append(float(r["miou"]))
     specs = [ArchSpec.from_json(spec) for spec in by_spec]
     miou = [sum(v) / len(v) for v in by_spec.values()]
-    predictor = fit_predictor(specs, miou, source=", ".join(map(str, args.results)))
+    conditions = {json.dumps(training_conditions(r["dataset"], json.loads(r["recipe"])), sort_keys=True) for r in rows}
+    predictor = fit_predictor(specs, miou, source=", ".join(map(str, args.results)),
+                              trained_with=json.loads(conditions.pop()) if len(conditions) == 1 else None)
     predictor.save(args.output)
     result = {"predictor": args.output, "networks": predictor.networks, "cv_kendall": predictor.cv_kendall,
               "cv_spearman": predictor.cv_spearman}
@@ -124,22 +138,61 @@ def cmd_validate(args: argparse.Namespace) -> int:
     train_set, val_set = open_datasets(args.dataset, resolution)
     out = Path(args.out or Path("validation") / safe_name(args.study or "networks"))
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    if args.queue:
+        return queue_validation(args, entries, study, recipe, train_set, out, say)
+    if args.wait:
+        raise CLIError("--wait waits for queued networks: give --queue too")
     say(f"training {len(entries)} network(s){'' if args.no_reference else ' + B0 reference'} on {args.dataset} at "
         f"{resolution[0]}x{resolution[1]}: {recipe.steps} steps of batch {recipe.batch_size}, seed {recipe.seed}; "
         f"results in {out}")
     rows = validate(entries, train_set, val_set, dataset=args.dataset, recipe=recipe, work_dir=out, device=args.device,
-                    study=study, reference=not args.no_reference,
+                    amp=args.amp, study=study, reference=not args.no_reference,
                     progress=None if args.no_progress else Progress("train", "step"), log=say)
     if args.json:
-        parsed = ("spec", "recipe", "per_class_iou")
-        print_json({"results": str(out / "results.csv"), "study": args.study,
-                    "rows": [{k: json.loads(v) if k in parsed else v for k, v in r.items()} for r in rows]})
+        print_json({"results": str(out / "results.csv"), "study": args.study, "rows": _parsed(rows)})
         return 0
+    print_rows(rows)
+    print(f"\nwrote {out / 'results.csv'}" + (f"; study {args.study!r} has the results as user attributes "
+                                                "validation:<trial> and validation:reference" if study else ""))
+    return 0
+
+
+def _parsed(rows: list[dict]) -> list[dict]:
+    parsed = ("spec", "recipe", "per_class_iou")
+    return [{k: json.loads(v) if k in parsed else v for k, v in r.items()} for r in rows]
+
+
+def print_rows(rows: list[dict]) -> None:
     print(f"\n{'network':<22}{'latency (ms)':>13}{'MACs (G)':>10}{'params (M)':>12}{'mIoU (%)':>10}{'pixel acc (%)':>15}")
     for r in rows:
         latency = "" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}"
         print(f"{r['network']:<22}{latency:>13}{billions(r['macs']):>10}{millions(r['params']):>12}{r['miou']:>10.1f}"
               f"{r['pixel_accuracy']:>15.1f}")
-    print(f"\nwrote {out / 'results.csv'}" + (f"; study {args.study!r} has the results as user attributes "
-                                                "validation:<trial> and validation:reference" if study else ""))
+
+
+def queue_validation(args: argparse.Namespace, entries: list, study: object, recipe: object, train_set: object,
+                     out: Path, say: object) -> int:
+    """``validate --queue``: queue the networks (again: report the queue and gather the rows)."""
+    from nas.queue import submit
+
+    if study is None:
+        raise CLIError("--queue puts the networks in the queue of a study: give --storage and --study NAME too")
+    if args.amp:
+        say("note: --amp networks need CUDA workers; a CPU worker refuses them")
+    done = submit(entries, num_classes=train_set.num_classes, dataset=args.dataset, recipe=recipe, work_dir=out,
+                  storage=args.storage, study_name=args.study, reference=not args.no_reference, amp=args.amp,
+                  heartbeat_s=args.heartbeat_s, wait=args.wait, log=say)
+    status, rows = done["status"], done["rows"]
+    if args.json:
+        print_json({**{k: v for k, v in done.items() if k not in ("status", "rows")},
+                    "storage": args.storage or "evit-nas.journal",
+                    **{k: status[k] for k in ("done", "training", "waiting", "failed", "retried", "workers", "errors")},
+                    "results": str(out / "results.csv") if rows else None, "rows": _parsed(rows)})
+        return 0
+    say(f"{status['done']}/{done['networks']} trained, {status['training']} training, {status['waiting']} waiting"
+        + (f", {status['failed']} failed: " + "; ".join(status["errors"]) if status["failed"] else ""))
+    if rows:
+        print_rows(rows)
+        print(f"\nwrote {len(rows)} finished row(s) to {out / 'results.csv'}"
+              + ("" if len(rows) == done["networks"] else "; rerun this command to gather the rest"))
     return 0

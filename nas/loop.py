@@ -9,6 +9,7 @@ simulation on NAS-Bench-MR (``benchmarks/nbmr_loop.py``) choose with :func:`pick
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -96,7 +97,7 @@ def _candidates(study: optuna.Study, trained: set[str], num_classes: int, k: int
 def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trials: int, rounds: int, per_round: int,
              dataset: str, recipe: Recipe, train_set: Any, val_set: Any, work_dir: str | Path,
              storage: str | None = None, study_name: str = "evit-nas-loop", seed: int = 0, table_path: str = "",
-             start_predictor: str | Path | None = None, device: str = "cpu",
+             start_predictor: str | Path | None = None, device: str = "cpu", workers: bool = False,
              log: Callable[[str], None] = print, progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """The accuracy-aware search: ``rounds`` rounds of search, training and refitting.
 
@@ -105,7 +106,15 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
     front (:func:`pick_to_train`: the best predicted, a third by upper confidence bound),
     trains them with ``recipe`` (``nas.validate.validate``; B0 too in round 0, the reference)
     and refits the predictor on every network trained so far for round r + 1. Round 0's
-    predictor is ``start_predictor`` (default: the shipped one).
+    predictor is ``start_predictor`` (default: the shipped one). Where the start predictor
+    records networks trained on the same dataset with the same recipe (the shipped one:
+    CamVid, the 1,000-step recipe of ``--train-data camvid:PATH``), the refits use them too,
+    the loop's own measurement winning for a network in both.
+
+    ``workers``: each round's networks are queued in ``storage`` (the queue
+    ``{study_name}.train-queue``, :mod:`nas.queue`) and the loop waits until ``evit-nas worker
+    --storage STORAGE --study {study_name}`` processes, on any machines, have trained them;
+    ``device`` is then the workers' choice.
 
     Everything lands in ``work_dir``: ``results.csv`` and ``checkpoints/`` (validate's),
     ``round<r>/predictor.json`` and ``round<r>/picks.json``, and ``loop.json`` (the record of
@@ -115,32 +124,38 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
     Returns:
         The loop record (as in ``loop.json``).
     """
-    from .predictor import DEFAULT_PREDICTOR, fit_predictor, load_predictor
+    from .predictor import DEFAULT_PREDICTOR, fit_predictor, load_predictor, training_conditions
 
     if rounds < 1 or per_round < 1:
         raise ValidateError(f"--rounds and --train-per-round must be at least 1, got {rounds} and {per_round}")
-    load_predictor(start_predictor or DEFAULT_PREDICTOR)  # a missing or foreign file fails before any work
+    start = load_predictor(start_predictor or DEFAULT_PREDICTOR)  # a missing or foreign file fails before any work
     work_dir = Path(work_dir)
     results = work_dir / "results.csv"
     classes = train_set.num_classes
+    prior = _prior_means(start, training_conditions(dataset, recipe.to_dict()), classes)
     reference = model_spec(REFERENCE, "cityscapes")
     record: dict[str, Any] = {"budget_ms": budget_ms, "trials": trials, "rounds": rounds, "per_round": per_round,
                               "dataset": dataset, "recipe": recipe.to_dict(), "table": table_path,
                               "device": table.meta.get("device"), "reference": REFERENCE,
-                              "reference_latency_ms": _predicted_ms(table, reference), "round": []}
+                              "reference_latency_ms": _predicted_ms(table, reference),
+                              "prior_networks": len(prior), "round": []}
     for r in range(rounds):
         folder = work_dir / f"round{r}"
         folder.mkdir(parents=True, exist_ok=True)
         predictor_path = folder / "predictor.json"
         if not predictor_path.is_file():
             trained = _trained_means(read_results(results))
-            if r == 0 or len(trained) < 5:
+            data = {**prior, **trained}
+            if r == 0 or len(data) < 5:
                 write_atomic(predictor_path, Path(start_predictor or DEFAULT_PREDICTOR).read_text())
-                why = "the start predictor" if r == 0 else f"the start predictor ({len(trained)} trained, 5 needed)"
+                why = "the start predictor" if r == 0 else f"the start predictor ({len(data)} trained, 5 needed)"
             else:
-                fit_predictor([ArchSpec.from_json(s) for s in trained], list(trained.values()),
-                              source=f"{results}, round {r}").save(predictor_path)
-                why = f"fitted on {len(trained)} trained networks"
+                fit_predictor([ArchSpec.from_json(s) for s in data], list(data.values()),
+                              source=f"{results}, round {r}" + (f", and {len(prior)} networks of the start predictor"
+                                                                if prior else ""),
+                              trained_with=training_conditions(dataset, recipe.to_dict())).save(predictor_path)
+                why = f"fitted on {len(trained)} network(s) trained by the loop" + (
+                    f" and {len(set(prior) - set(trained))} of the start predictor's" if prior else "")
             log(f"round {r}: predictor {predictor_path} ({why})")
         predictor = load_predictor(predictor_path)
         study = run_search(table, space, budget_ms=budget_ms, trials=trials, proxy=f"learned:{predictor_path}",
@@ -165,8 +180,13 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
         log(f"round {r}: training {len(picks)} network(s) of the front"
             + (" + the B0 reference" if r == 0 else "") + f" ({recipe.steps} steps on {dataset})")
         entries = [Entry(p["name"], ArchSpec.from_dict(p["spec"]), p["trial"], p["latency_ms"]) for p in picks]
-        rows = validate(entries, train_set, val_set, dataset=dataset, recipe=recipe, work_dir=work_dir, device=device,
-                        study=study, reference=(r == 0), progress=progress, log=log)
+        train = validate
+        if workers:
+            from .queue import validate_queued
+
+            train = functools.partial(validate_queued, storage=storage, queue_study=study_name)
+        rows = train(entries, train_set, val_set, dataset=dataset, recipe=recipe, work_dir=work_dir, device=device,
+                     study=study, reference=(r == 0), progress=progress, log=log)
         measured = {row["network"]: row["miou"] for row in rows}
         record["round"].append(_round_record(r, study, predictor, picks, measured, read_results(results), record))
         write_atomic(work_dir / "loop.json", json.dumps(record, indent=1) + "\n")
@@ -177,6 +197,15 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
             f"{best['latency_ms']:.2f} ms; B0 {record['round'][-1]['reference_miou']:.1f}%"
             + ("" if b0_ms is None else f" at {b0_ms:.2f} ms"))
     return record
+
+
+def _prior_means(start: Any, conditions: dict, num_classes: int) -> dict[str, float]:
+    """The start predictor's networks (spec JSON with ``num_classes`` -> mIoU) when they were
+    trained as the loop trains (same dataset kind and recipe), else none."""
+    if start.trained_with != conditions:
+        return {}
+    return {ArchSpec.from_dict(t["spec"]).replace(num_classes=num_classes).to_json(indent=None): float(t["miou"])
+            for t in start.training}
 
 
 def _predicted_ms(table: LatencyTable, spec: ArchSpec) -> float | None:

@@ -16,7 +16,9 @@ a prediction, which the loop uses to pick networks worth training.
 The predictor is a plain JSON record: feature names, the LightGBM models as text, how many
 networks it was fitted on, and its cross-validated Kendall tau and Spearman rho (each network
 predicted by a fit that did not see it), the honest estimate of how well it ranks networks it
-has not seen. ``evit-nas predictor fit RESULTS.csv ... -o FILE`` refits it.
+has not seen. It also keeps the networks it was fitted on and what they were trained with
+(dataset and recipe), so that the accuracy-aware loop can refit on them plus its own
+trainings when its training is the same. ``evit-nas predictor fit RESULTS.csv ... -o FILE`` refits it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from search_space.records import write_atomic
 
 __all__ = ["FEATURES", "FEATURE_CLASSES", "DEFAULT_PREDICTOR", "BOOSTER_PARAMS", "MEMBERS", "CV_FOLDS",
            "ALPHAS", "PredictorError", "Ensemble", "Predictor", "spec_features", "fit_ensemble", "cv_predictions",
-           "fit_predictor", "load_predictor"]
+           "fit_predictor", "load_predictor", "training_conditions"]
 
 #: the predictor fitted on the CamVid study, shipped with the package
 DEFAULT_PREDICTOR = Path(__file__).with_name("camvid_predictor.json")
@@ -148,6 +150,10 @@ class Predictor:
     cv_kendall: float | None
     cv_spearman: float | None
     source: str = ""
+    #: the networks it was fitted on: {"spec": ArchSpec dict, "miou": %}
+    training: tuple[dict, ...] = ()
+    #: what their mIoU was measured with (:func:`training_conditions`); None if unknown or mixed
+    trained_with: dict | None = None
 
     @functools.cached_property
     def ensemble(self) -> Ensemble:
@@ -178,9 +184,18 @@ def cv_predictions(x: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, seed: in
     return out
 
 
-def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str = "") -> Predictor:
+def training_conditions(dataset: str, recipe: dict) -> dict:
+    """What makes two networks' mIoU comparable: the dataset's kind (``camvid`` of
+    ``camvid:PATH``) and the recipe (``Recipe.to_dict()``) but its seed and checkpoint interval."""
+    return {"dataset": dataset.partition(":")[0],
+            "recipe": {k: v for k, v in recipe.items() if k not in ("seed", "checkpoint_every")}}
+
+
+def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str = "",
+                  trained_with: dict | None = None) -> Predictor:
     """Fit on trained networks; ``cv_kendall`` / ``cv_spearman`` come from :func:`cv_predictions`,
-    so they score networks the fit did not see.
+    so they score networks the fit did not see. ``trained_with`` (:func:`training_conditions`)
+    is recorded with the networks, for a later refit on them plus new ones.
 
     Raises:
         PredictorError: fewer than 5 networks, or mismatched lengths.
@@ -198,7 +213,8 @@ def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str 
     ensemble = fit_ensemble(x, y)
     return Predictor(FEATURES, ensemble.base_columns, ensemble.base_coef, ensemble.intercept, ensemble.boosters, len(y),
                      round(kendall(held_out, y), 3),
-                     round(spearman(held_out, y), 3), source)
+                     round(spearman(held_out, y), 3), source,
+                     tuple({"spec": s.to_dict(), "miou": round(float(m), 4)} for s, m in zip(specs, y)), trained_with)
 
 
 def load_predictor(path: str | Path = DEFAULT_PREDICTOR) -> Predictor:

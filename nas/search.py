@@ -74,12 +74,16 @@ def parse_objectives(text: str | Sequence[str]) -> list[str]:
     return names
 
 
-def open_storage(url: str | None) -> optuna.storages.BaseStorage:
+def open_storage(url: str | None, heartbeat: bool = False) -> optuna.storages.BaseStorage:
     """An Optuna storage: a journal file for a path (default ``evit-nas.journal``), an RDB
     storage for a URL, ``memory`` for a throw-away study. Unreachable databases fail fast
-    with a clear message."""
+    with a clear message. ``heartbeat``: a journal file gets the heartbeat interface of
+    ``nas.heartbeat`` (RDB storages have it; the memory storage cannot have it)."""
     url = url or DEFAULT_JOURNAL
     if url == "memory":
+        if heartbeat:
+            raise SearchError("storage memory: workers need a storage other processes can reach; "
+                              "use a journal file or a database URL")
         return optuna.storages.InMemoryStorage()
     if "://" not in url:
         path = Path(url)
@@ -87,6 +91,10 @@ def open_storage(url: str | None) -> optuna.storages.BaseStorage:
             raise SearchError(f"storage {url}: folder {path.parent} does not exist")
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+        if heartbeat:
+            from .heartbeat import HeartbeatJournalStorage
+
+            return HeartbeatJournalStorage(JournalFileBackend(str(path)))
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
     shown = url

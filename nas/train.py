@@ -3,11 +3,27 @@
 Deterministic for a seed: the batch of step ``s`` and its augmentation come from a
 generator seeded with (seed, s), so a run resumed from its checkpoint follows exactly the
 curve of an uninterrupted one. CPU by default; ``device="cuda"`` (or "auto") uses a GPU.
+
+Mixed precision (``amp=True``) is a CUDA-only option: bfloat16 autocast where the GPU has
+it, else float16 with a gradient scaler; it is refused on a CPU (never switched on quietly).
+
+Several processes (``torchrun --nproc-per-node N``, an initialised ``torch.distributed``
+group): the model is wrapped in DistributedDataParallel and each process takes its share
+of the same global batch. Every process draws the whole batch (the generator is shared, so
+the augmentation of sample j depends on the samples before it) and keeps its slice; the
+loss is the pixel sum of the slice over the pixel count of the whole batch (one
+all-reduce), so the averaged gradient is the single-process gradient. BatchNorm: on CUDA
+the layers become SyncBatchNorm (statistics of the whole batch, as in one process);
+torch's SyncBatchNorm refuses CPU tensors, so on CPU (gloo) each process normalises with
+the statistics of its own slice and the curve differs slightly from a single process's
+(``tests/nas/test_ddp.py`` states the tolerance).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -22,7 +38,8 @@ from search_space.records import atomic_path
 
 from .data import IGNORE_INDEX
 
-__all__ = ["Recipe", "augment", "confusion_matrix", "miou", "evaluate", "train", "TrainError"]
+__all__ = ["Recipe", "augment", "confusion_matrix", "miou", "evaluate", "train", "TrainError", "resolve_device",
+           "amp_dtype"]
 
 
 class TrainError(EvitNasError, ValueError):
@@ -128,25 +145,75 @@ def evaluate(model: nn.Module, dataset: Any, num_classes: int, device: str = "cp
     return {"miou": mean, "per_class_iou": per_class, "pixel_accuracy": float(matrix.diag().sum()) / total * 100 if total else float("nan")}
 
 
-def _device(name: str) -> str:
+def resolve_device(name: str) -> str:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N`` -> the torch
+    device to train on.
+
+    Raises:
+        TrainError: an unknown name, or CUDA asked for where there is none (or not that many).
+    """
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        raise TrainError(f"device {name!r}: choose auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise TrainError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    index = int(name.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise TrainError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return name
 
 
-def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path | None = None,
-          device: str = "cpu", progress: Callable[..., None] | None = None) -> list[dict[str, float]]:
-    """Train ``model`` on ``dataset`` with ``recipe``; resume from ``checkpoint`` if it exists.
+_device = resolve_device  # the name nas.validate used first
 
-    ``progress``, if given, is called after each step with ``(step, steps, loss=...)``.
 
-    Returns:
-        The loss history, one entry per step: ``{"step", "loss", "lr"}``.
+def amp_dtype(device: str) -> torch.dtype:
+    """The autocast type of mixed precision on ``device``: bfloat16 where the GPU has it,
+    else float16.
 
     Raises:
-        TrainError: the checkpoint belongs to another recipe.
+        TrainError: ``device`` is not a CUDA device (mixed precision is never used on a CPU).
+    """
+    if not device.startswith("cuda"):
+        raise TrainError(f"mixed precision (--amp) needs a CUDA device, not {device}; on a CPU training runs in fp32: "
+                         "drop --amp, or train with --device cuda")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size) of the initialised process group, (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path | None = None,
+          device: str = "cpu", progress: Callable[..., None] | None = None, *, amp: bool = False) -> list[dict[str, float]]:
+    """Train ``model`` on ``dataset`` with ``recipe``; resume from ``checkpoint`` if it exists.
+
+    ``progress``, if given, is called after each step with ``(step, steps, loss=...)`` (by
+    the first process only, when several train together). ``amp``: mixed precision (CUDA
+    only, see :func:`amp_dtype`). In a ``torch.distributed`` group of N processes, each
+    trains on its ``batch_size / N`` share of every batch (see the module docstring); the
+    first process writes the checkpoint and every process reads it to resume.
+
+    Returns:
+        The loss history, one entry per step: ``{"step", "loss", "lr"}`` (the loss of the
+        whole batch, the same in every process).
+
+    Raises:
+        TrainError: the checkpoint belongs to another recipe; ``amp`` on a CPU; a batch
+            that does not split evenly over the processes.
     """
     device = _device(device)
+    dtype = amp_dtype(device) if amp else None
+    rank, world = _distributed()
+    if recipe.batch_size % world:
+        raise TrainError(f"batch size {recipe.batch_size} does not split over {world} processes; "
+                         f"use a multiple of {world}")
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     history: list[dict[str, float]] = []
@@ -159,27 +226,55 @@ def train(model: nn.Module, dataset: Any, recipe: Recipe, checkpoint: str | Path
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["step"]), list(state["history"])
+    net: nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if device.startswith("cuda"):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = DistributedDataParallel(model, device_ids=[torch.device(device).index or 0] if device.startswith("cuda")
+                                      else None)
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    share = recipe.batch_size // world
     model.train()
     for step in range(start, recipe.steps):
         generator = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         indices = torch.randint(0, len(dataset), (recipe.batch_size,), generator=generator).tolist()
-        pairs = [augment(*dataset[i], recipe, generator) for i in indices]
+        pairs = [augment(*dataset[i], recipe, generator) for i in indices][rank * share:(rank + 1) * share]
         images = torch.stack([im for im, _ in pairs]).to(device)
         labels = torch.stack([lb for _, lb in pairs]).to(device)
         lr = recipe.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        logits = F.interpolate(model(images), size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+        with torch.autocast(device_type="cuda", dtype=dtype) if dtype is not None else contextlib.nullcontext():
+            logits = net(images)
+        logits = F.interpolate(logits.float(), size=labels.shape[-2:], mode="bilinear", align_corners=False)
+        if world == 1:
+            loss = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)
+            shown = float(loss.detach())
+        else:
+            pixel_sum = F.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX, reduction="sum")
+            totals = torch.stack([pixel_sum.detach(), (labels != IGNORE_INDEX).sum().to(pixel_sum.dtype)])
+            torch.distributed.all_reduce(totals)
+            # DDP averages gradients over the processes: scale by world / global count
+            loss = pixel_sum * world / totals[1].clamp(min=1)
+            shown = float(totals[0] / totals[1].clamp(min=1))
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append({"step": step, "loss": float(loss.detach()), "lr": lr})
-        if progress:
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        history.append({"step": step, "loss": shown, "lr": lr})
+        if progress and rank == 0:
             progress(step + 1, recipe.steps, loss=f"{history[-1]['loss']:.3f}")
-        if path is not None and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps):
+        if rank == 0 and path is not None and ((step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps):
             _save(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step + 1,
                          "history": history, "recipe": recipe.to_dict()})
+    if world > 1:
+        torch.distributed.barrier()  # the last checkpoint is written before any process goes on
     return history
 
 

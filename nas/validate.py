@@ -48,10 +48,11 @@ from search_space.registry import model_spec
 
 from .data import open_dataset
 from .search import front, trial_result
-from .train import Recipe, _device, evaluate, train
+from .train import Recipe, _distributed, evaluate, resolve_device, train
 
 __all__ = ["ValidateError", "Entry", "COLUMNS", "REFERENCE", "default_recipe", "pick_front", "front_entries", "trained_in",
-           "open_datasets", "validate", "read_results", "safe_name", "attribute_name", "training_resolution", "TRAIN_RESOLUTION"]
+           "open_datasets", "validate", "read_results", "safe_name", "attribute_name", "training_resolution", "TRAIN_RESOLUTION",
+           "plan_entries", "entry_key", "checkpoint_path", "train_entry", "record_validation", "write_row"]
 
 REFERENCE = "efficientvit_seg_b0"
 #: brief-training resolution when neither the command nor a study gives one
@@ -183,10 +184,19 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-def _device_name(device: str) -> str:
+def device_name(device: str, amp: bool = False) -> str:
+    """What trained a network, as results record it: ``cuda: <GPU name>`` (``, amp bfloat16``
+    with mixed precision) or ``cpu: <CPU model>, N threads``; ``, K processes (DDP)`` when
+    K processes trained it together."""
     if device.startswith("cuda"):
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+        from .train import amp_dtype
+
+        text = f"cuda: {torch.cuda.get_device_name(device)}"
+        text += f", amp {str(amp_dtype(device)).removeprefix('torch.')}" if amp else ""
+    else:
+        text = f"cpu: {cpu_model()}, {torch.get_num_threads()} threads"
+    world = _distributed()[1]
+    return text + (f", {world} processes (DDP)" if world > 1 else "")
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -207,6 +217,7 @@ def validate(
     recipe: Recipe,
     work_dir: str | Path,
     device: str = "cpu",
+    amp: bool = False,
     study: optuna.Study | None = None,
     reference: bool = True,
     progress: Callable[..., None] | None = None,
@@ -218,6 +229,7 @@ def validate(
         entries: the networks; their ``num_classes`` is set to the dataset's.
         train_set, val_set: the splits (:func:`open_datasets`); ``dataset`` names them.
         work_dir: gets ``results.csv`` and ``checkpoints/``; rows already there are kept.
+        device: ``cpu``, ``cuda[:N]`` or ``auto``; ``amp``: mixed precision (CUDA only).
         study: the study the entries came from; receives the ``validation:*`` attributes.
         log: receives one line per network.
 
@@ -225,42 +237,72 @@ def validate(
         This run's rows (those found done included), in order, as in ``results.csv``.
 
     Raises:
-        ValidateError: no CUDA device for ``device="cuda"``, or a foreign results file.
-        TrainError: a checkpoint of another recipe (not produced by this command).
+        ValidateError: a foreign results file.
+        TrainError: no CUDA device for ``device="cuda"``, mixed precision on a CPU, or a
+            checkpoint of another recipe (not produced by this command).
     """
-    device = _device(device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValidateError(f"--device {device}: no CUDA device is available here; use --device cpu or auto")
+    device = resolve_device(device)
+    if amp:
+        from .train import amp_dtype
+
+        amp_dtype(device)  # refused on a CPU before any work
     work_dir = Path(work_dir)
     results = work_dir / "results.csv"
     rows = read_results(results)
-    classes = train_set.num_classes
-    todo = [e._replace(spec=e.spec.replace(num_classes=classes)) for e in entries]
-    if reference:
-        b0 = model_spec(REFERENCE, "cityscapes").replace(num_classes=classes)  # B0 exists for Cityscapes only
-        if all(e.spec != b0 for e in todo):
-            todo.append(Entry(REFERENCE, b0))
-    resolution = "x".join(map(str, recipe.crop))
-    recipe_json = json.dumps(recipe.to_dict(), sort_keys=True)
+    todo = plan_entries(entries, train_set.num_classes, reference)
     done_rows = []
     for number, entry in enumerate(todo, 1):
-        spec_json = entry.spec.to_json(indent=None)
-        key = (entry.name, spec_json, recipe_json, dataset)
+        key = entry_key(entry, recipe, dataset)
         row = next((r for r in rows if (r["network"], r["spec"], r["recipe"], r["dataset"]) == key), None)
         if row is not None:
             log(f"[{number}/{len(todo)}] {entry.name}: already done, mIoU {row['miou']:.1f}% (in {results})")
         else:
-            row = _train_one(entry, key, train_set, val_set, dataset, recipe, resolution, work_dir, device, progress)
-            rows.append(row)
-            write_csv(results, COLUMNS, rows)
-            speed = "" if row["train_images_per_s"] is None else f", {row['train_images_per_s']:.1f} images/s"
-            resumed = f", resumed at step {row['resumed_at_step']}" if row["resumed_at_step"] else ""
-            log(f"[{number}/{len(todo)}] {entry.name}: mIoU {row['miou']:.1f}% "
-                f"(train {row['train_s']:.0f} s{speed}{resumed})")
+            row = train_entry(entry, train_set, val_set, dataset=dataset, recipe=recipe,
+                              checkpoint=checkpoint_path(work_dir, key), device=device, amp=amp, progress=progress)
+            rows = write_row(results, row, rows)
+            log(f"[{number}/{len(todo)}] {entry.name}: {trained_line(row)}")
         if study is not None:
-            study.set_user_attr(attribute_name(entry), _summary(row, checkpoint_path(work_dir, key)))
+            record_validation(study, entry, row, checkpoint_path(work_dir, key))
         done_rows.append(row)
     return done_rows
+
+
+def plan_entries(entries: Sequence[Entry], num_classes: int, reference: bool = True) -> list[Entry]:
+    """The networks to train: ``entries`` for ``num_classes`` classes, plus the B0 reference
+    (unless ``reference`` is False or it is among them)."""
+    todo = [e._replace(spec=e.spec.replace(num_classes=num_classes)) for e in entries]
+    if reference:
+        b0 = model_spec(REFERENCE, "cityscapes").replace(num_classes=num_classes)  # B0 exists for Cityscapes only
+        if all(e.spec != b0 for e in todo):
+            todo.append(Entry(REFERENCE, b0))
+    return todo
+
+
+def entry_key(entry: Entry, recipe: Recipe, dataset: str) -> tuple[str, str, str, str]:
+    """What identifies a training (a results row): network name, spec JSON, recipe JSON, dataset."""
+    return (entry.name, entry.spec.to_json(indent=None), json.dumps(recipe.to_dict(), sort_keys=True), dataset)
+
+
+def write_row(results: Path, row: dict[str, Any], rows: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Add ``row`` to the results CSV ``results`` (replacing a row of the same training) and
+    rewrite it atomically; ``rows``: its current rows if already read. Returns the new rows."""
+    rows = read_results(results) if rows is None else rows
+    key = ("network", "spec", "recipe", "dataset")
+    rows = [r for r in rows if [r[k] for k in key] != [row[k] for k in key]] + [row]
+    write_csv(results, COLUMNS, rows)
+    return rows
+
+
+def trained_line(row: dict[str, Any]) -> str:
+    """One line on a finished training: mIoU, time, speed, where it resumed."""
+    speed = "" if row["train_images_per_s"] is None else f", {row['train_images_per_s']:.1f} images/s"
+    resumed = f", resumed at step {row['resumed_at_step']}" if row["resumed_at_step"] else ""
+    return f"mIoU {row['miou']:.1f}% (train {row['train_s']:.0f} s{speed}{resumed})"
+
+
+def record_validation(study: optuna.Study, entry: Entry, row: dict[str, Any], checkpoint: Path) -> None:
+    """Record a finished training in ``study`` (the ``validation:*`` attribute of ``entry``)."""
+    study.set_user_attr(attribute_name(entry), _summary(row, checkpoint))
 
 
 def attribute_name(entry: Entry) -> str:
@@ -296,16 +338,24 @@ def trained_in(work_dir: str | Path, names: Sequence[str] | None = None) -> dict
     return found
 
 
-def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any, dataset: str, recipe: Recipe,
-               resolution: str, work_dir: Path, device: str, progress: Callable[..., None] | None) -> dict[str, Any]:
-    checkpoint = checkpoint_path(work_dir, key)
+def train_entry(entry: Entry, train_set: Any, val_set: Any, *, dataset: str, recipe: Recipe, checkpoint: Path,
+                device: str = "cpu", amp: bool = False, progress: Callable[..., None] | None = None
+                ) -> dict[str, Any] | None:
+    """Train ``entry`` with ``recipe`` (resuming from ``checkpoint`` if there), evaluate it on
+    ``val_set`` and return its results row (:data:`COLUMNS`). In a group of processes
+    (torchrun) they train together and the first one evaluates and returns the row; the
+    others return None."""
+    device = resolve_device(device)
+    key = entry_key(entry, recipe, dataset)
     start = _checkpoint_step(checkpoint)
     with torch.random.fork_rng(devices=[]):  # the caller's global RNG is left as it was
         torch.manual_seed(recipe.seed)
         model = build_network(entry.spec)
     began = time.perf_counter()
-    train(model, train_set, recipe, checkpoint=checkpoint, device=device, progress=progress)
+    train(model, train_set, recipe, checkpoint=checkpoint, device=device, progress=progress, amp=amp)
     train_s = time.perf_counter() - began
+    if _distributed()[0] != 0:
+        return None
     began = time.perf_counter()
     metrics = evaluate(model, val_set, train_set.num_classes, device)
     eval_s = time.perf_counter() - began
@@ -324,13 +374,13 @@ def _train_one(entry: Entry, key: tuple[str, ...], train_set: Any, val_set: Any,
         "batch_size": recipe.batch_size,
         "seed": recipe.seed,
         "dataset": dataset,
-        "resolution": resolution,
+        "resolution": "x".join(map(str, recipe.crop)),
         "recipe": key[2],
         "train_s": round(train_s, 3),
         "train_images_per_s": round(trained * recipe.batch_size / train_s, 3) if trained and train_s > 0 else None,
         "resumed_at_step": start,
         "eval_s": round(eval_s, 3),
-        "device": _device_name(device),
+        "device": device_name(device, amp),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

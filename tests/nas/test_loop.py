@@ -99,3 +99,32 @@ def test_loop_killed_while_training_resumes_and_trains_each_network_once(tiny_ta
     assert len(rows) == len({r["network"] for r in rows}) == 9  # each network once, none lost
     for name in done_before:
         assert f"{name}: already done" in finished.stdout
+
+
+@pytest.mark.slow
+def test_refits_reuse_the_start_predictors_networks_when_trained_the_same_way(tiny_table, space_file, space, tmp_path,
+                                                                             capsys):
+    from nas.predictor import fit_predictor, load_predictor, training_conditions
+    from nas.validate import default_recipe, training_resolution
+
+    # a start predictor fitted on 6 networks "trained" with the loop's own dataset and recipe
+    recipe = default_recipe("synthetic", training_resolution("synthetic"), steps=2, batch_size=2)
+    prior = [space.sample(1000 + i) for i in range(6)]
+    start = tmp_path / "start.json"
+    fit_predictor(prior, [30.0 + i for i in range(6)], source="prior",
+                  trained_with=training_conditions("synthetic", recipe.to_dict())).save(start)
+    journal = tmp_path / "s.journal"
+    assert main([*_loop_args(tiny_table, space_file, tmp_path, journal), "--start-predictor", str(start), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["prior_networks"] == 6
+    refit = load_predictor(tmp_path / "loop" / "round1" / "predictor.json")
+    assert refit.networks == 5 + 6  # round 0's 4 networks and B0, and the 6 prior networks
+    assert "6 networks of the start predictor" in refit.source
+    assert refit.trained_with == training_conditions("synthetic", recipe.to_dict())
+    # trained another way (another step count): the prior networks are left out
+    other = tmp_path / "other"
+    other.mkdir()
+    args = _loop_args(tiny_table, space_file, other, other / "s.journal", rounds=1)
+    args[args.index("--train-steps") + 1] = "3"
+    assert main([*args, "--start-predictor", str(start), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["prior_networks"] == 0

@@ -1,12 +1,8 @@
-"""Several workers on one study through a real PostgreSQL server started by the test."""
+"""Several workers on one study through a real PostgreSQL server started by the test
+(the ``postgres_url`` fixture of ``tests/nas/conftest.py``)."""
 
-import glob
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,35 +14,6 @@ from nas.search import load_study
 pytestmark = pytest.mark.slow
 
 EVIT_NAS = Path(sys.executable).parent / "evit-nas"
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not initdb:
-        pytest.skip("no PostgreSQL server here (Debian: apt-get install postgresql); .ci/run installs it")
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("starting PostgreSQL needs root (to run it as the postgres user); CI runs as root")
-    bin_dir = Path(initdb[-1]).parent
-    root = Path(tempfile.mkdtemp(prefix="evitnas-pg-"))
-    os.chmod(root, 0o755)
-    shutil.chown(root, "postgres", "postgres")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-
-    def as_postgres(*args):
-        return subprocess.run(["runuser", "-u", "postgres", "--", *map(str, args)], check=True, capture_output=True, text=True)
-
-    as_postgres(bin_dir / "initdb", "-D", root / "data", "-A", "trust", "-U", "postgres")
-    as_postgres(bin_dir / "pg_ctl", "-D", root / "data", "-l", root / "log", "-w", "-o",
-                f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
-    try:
-        as_postgres(bin_dir / "createdb", "-h", "127.0.0.1", "-p", port, "evit")
-        yield f"postgresql://postgres@127.0.0.1:{port}/evit"
-    finally:
-        as_postgres(bin_dir / "pg_ctl", "-D", root / "data", "-m", "fast", "-w", "stop")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_two_workers_share_one_study(postgres_url, tiny_table, space, space_file):

@@ -25,10 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--objectives", default="proxy,latency",
                    help="comma-separated: proxy (maximised), latency, macs, params (minimised) (default: proxy,latency)")
     p.add_argument("--proxy", default=DEFAULT_PROXY,
-                   help="accuracy objective: macs (the best measured against 1,000-step CamVid training, Kendall tau "
-                   "0.56 on 10 networks), learned (the accuracy predictor fitted on 18 networks' 500-step CamVid "
-                   "training), learned:FILE (one fitted with `evit-nas predictor fit` on your validations), params, "
-                   f"naswot, synflow (default: {DEFAULT_PROXY})")
+                   help="accuracy objective: macs (the one that ranked networks best against the project's "
+                   "1,000-step CamVid training; Kendall tau with its 95%% interval in the docs' results, CamVid "
+                   "section), learned (the accuracy predictor fitted on that study's networks; its cross-validated "
+                   "tau is in nas/camvid_predictor.json), learned:FILE (one fitted with `evit-nas predictor fit` on "
+                   f"your validations), params, naswot, synflow (default: {DEFAULT_PROXY})")
     p.add_argument("--sampler", default="nsga2", help="nsga2, tpe or random (default: nsga2)")
     p.add_argument("--storage", help="Optuna storage: a journal file path (default: evit-nas.journal) or a URL "
                    "(sqlite:///x.db, postgresql://user:pw@host/db)")

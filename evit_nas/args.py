@@ -43,6 +43,18 @@ def parse_resolution(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_threads(text: str) -> int:
+    """``--threads``: onnxruntime intra-op threads, a whole number >= 1. (onnxruntime reads 0 as
+    "pick for me", which would record a thread count that is not the one used.)"""
+    try:
+        threads = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads such as 1, got {text!r}") from None
+    if threads < 1:
+        raise argparse.ArgumentTypeError(f"{threads} threads: give 1 or more (e.g. --threads 1)")
+    return threads
+
+
 def host_name() -> str:
     return (platform.node() or "device").split(".")[0]
 

@@ -15,7 +15,7 @@ from search_space.registry import default_resolution, resolve_network
 from .args import (PRECISION_CHOICES, CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_remote, add_space,
                    add_timing, billions, host_name, load_space, millions, network_arg, parse_input_size,
                    quant_calibration, warn_float_ops,
-                   parse_resolution, print_json,
+                   parse_resolution, parse_threads, print_json,
                    refuse_existing, remote_target, resolve, timing_arg, warn_about_table)
 from .progress import Progress
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "Interrupt it at any time: the next run resumes. An existing table is extended, never lost.")
     p.add_argument("--device", default=host_name(), help="a name for the device (default: this host's name)")
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: 1; with --adapt-from the "
+    p.add_argument("--threads", type=parse_threads, help="onnxruntime intra-op threads (default: 1; with --adapt-from the "
                    "source table's)")
     add_timing(p, repeats=None, repeats_help=f"{DEFAULT_REPEATS}; with --adapt-from {DEFAULT_ADAPT_REPEATS}")
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--table", required=True, help="latency table CSV")
     add_network(q)
     q.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="must be the table's (default: it)")
-    q.add_argument("--threads", type=int, help="refuse the table unless it was measured with this many threads")
+    q.add_argument("--threads", type=parse_threads, help="refuse the table unless it was measured with this many threads")
     q.add_argument("--force", action="store_true", help="use a table with another thread count, with a warning")
     add_json(q)
     q.set_defaults(func=cmd_latency_predict)
@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--table", help="latency table: defaults for device, threads, resolution; predictions to compare")
     q.add_argument("--resolution", type=parse_input_size, metavar="HxW",
                    help="input size (default: the table's, else the networks' own when they agree)")
-    q.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: the table's, else 1)")
+    q.add_argument("--threads", type=parse_threads, help="onnxruntime intra-op threads (default: the table's, else 1)")
     q.add_argument("--device", help="a name for the device (default: the table's, else this host's name)")
     q.add_argument("-o", "--output", help="write the rows to this CSV (metadata as # lines)")
     q.add_argument("--work", metavar="DIR", help="work folder for the ONNX files (default: OUTPUT.work); removed after")
@@ -127,7 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="registered name, peer, ImageNet classifier or ArchSpec JSON file")
     add_dataset(q, any_network=True)
     q.add_argument("--resolution", type=parse_input_size, metavar="HxW", help="input size (default: the network's own)")
-    q.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    q.add_argument("--threads", type=parse_threads, default=1, help="onnxruntime intra-op threads (default: 1)")
     q.add_argument("--block-depth", type=int, default=3, metavar="N",
                    help="module path components that name a block (default: 3, e.g. backbone/stages.2/op_list.1; "
                    "2 gives stages)")
@@ -158,7 +158,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     source.check(precision=args.precision)  # the adapted table keeps the source's precision
     args.precision = source.precision
     args.resolution = source.resolution
-    args.threads = args.threads or int(source.meta["threads"])
+    args.threads = int(source.meta["threads"]) if args.threads is None else args.threads
     args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats
     output = _table_path(args)
     refuse_existing(output, args.force, "-o path")
@@ -225,7 +225,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return cmd_adapt(args)
     if args.budget_minutes is not None:
         raise CLIError("--budget-minutes goes with --adapt-from SOURCE (a full profile times every block)")
-    args.threads = args.threads or 1
+    args.threads = 1 if args.threads is None else args.threads
     args.repeats = DEFAULT_REPEATS if args.repeats is None else args.repeats
     if args.import_results:
         if not args.bundle:
@@ -363,7 +363,7 @@ def cmd_latency_measure(args: argparse.Namespace) -> int:
     for name, (label, spec) in zip(args.networks, networks):
         size = check_input_size(spec, fixed or default_resolution(name, args.dataset))
         groups.setdefault(size, []).append((label, spec))
-    threads = args.threads or (int(table.meta["threads"]) if table else 1)
+    threads = args.threads if args.threads is not None else int(table.meta["threads"]) if table else 1
     device = args.device or (table.meta["device"] if table else host_name())
     precision = args.precision or (table.precision if table else "fp32")
     if table is not None:

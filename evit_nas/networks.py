@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from search_space.blocks import BLOCK_KINDS, network_blocks
 from search_space.network import PeerSpec
 from search_space.registry import default_resolution, entries, model_spec, resolve_network
 from search_space.spec import DATASETS, SpecError
-from search_space.records import write_csv
+from search_space.records import atomic_path, write_csv
 
 from .args import (MACS_NOTE, CLIError, add_dataset, add_force, add_json, add_network, add_precision, add_space,
                    billions, load_space, millions, parse_input_size, parse_resolution, print_json, quant_calibration,
@@ -181,29 +183,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     from search_space.cost import export_onnx, onnx_parity
     from search_space.create import build_network, load_checkpoint
 
-    model = build_network(spec)
-    if args.weights:
-        load_checkpoint(model, args.weights)
     shape = (1, 3, *resolution)
-    fp32_path = output if args.precision == "fp32" else output.with_name(output.name + ".fp32.partial")
-    export_onnx(model, shape, fp32_path, opset=args.opset)
-    result: dict[str, Any] = {"network": label, "output": str(output), "resolution": list(resolution),
-                              "opset": args.opset, "precision": args.precision}
-    if not args.no_check:
-        result["max_abs_diff"] = onnx_parity(model, fp32_path, shape)
-        result["tolerance"] = args.tolerance
-    if args.precision == "int8":
+    calibration = held_out = None
+    if args.precision == "int8":  # read the images first: a bad --quant-data fails before any work
         from latency_tables.quantize import QuantCalibration, argmax_agreement, quantize_int8
 
         calibration = quant_calibration(args, resolution)
-        result["float_ops"] = quantize_int8(fp32_path, output, calibration.inputs(shape))
-        result["quant_calibration"] = calibration.name
-        if not args.no_check:  # on images of the validation split, not the calibration ones
+        if not args.no_check:  # the agreement is measured on the validation split, not the calibration images
             held_out = QuantCalibration("held out", quant_images(args, resolution, split="val")).inputs(shape)
-            result["argmax_agreement_pct"] = round(100 * argmax_agreement(fp32_path, output, held_out), 2)
-        fp32_path.unlink()
+    model = build_network(spec)
+    if args.weights:
+        load_checkpoint(model, args.weights)
+    result: dict[str, Any] = {"network": label, "output": str(output), "resolution": list(resolution),
+                              "opset": args.opset, "precision": args.precision}
+    with contextlib.ExitStack() as stack:  # -o appears once every step succeeded; a failure leaves no file
+        written = Path(stack.enter_context(atomic_path(output)))
+        fp32_path = written
+        if calibration is not None:  # the fp32 model, quantized into -o, lives in a folder removed on any exit
+            work = stack.enter_context(tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=written.parent))
+            fp32_path = Path(work) / "fp32.onnx"
+        export_onnx(model, shape, fp32_path, opset=args.opset)
+        if not args.no_check:
+            result["max_abs_diff"] = onnx_parity(model, fp32_path, shape)
+            result["tolerance"] = args.tolerance
+        if calibration is not None:
+            result["float_ops"] = quantize_int8(fp32_path, written, calibration.inputs(shape))
+            result["quant_calibration"] = calibration.name
+            if held_out is not None:
+                result["argmax_agreement_pct"] = round(100 * argmax_agreement(fp32_path, written, held_out), 2)
+        result["bytes"] = written.stat().st_size
+    if calibration is not None:
         warn_float_ops([{"float_ops": result["float_ops"]}], lambda e: label)
-    result["bytes"] = output.stat().st_size
     if args.json:
         print_json(result)
     else:

@@ -85,6 +85,32 @@ def test_export_checks_parity_and_keeps_existing_files(tmp_path, capsys):
     assert out_path.stat().st_size == size
 
 
+def test_export_with_bad_quant_data_fails_before_any_work_and_leaves_nothing(tmp_path, capsys):
+    # it used to export the fp32 model first and leave x.onnx.fp32.partial (2.9 MB) behind
+    code, _, err = run(capsys, "export", "efficientvit_seg_b0", "--precision", "int8", "--resolution", "128x256",
+                       "-o", str(tmp_path / "x.onnx"), "--quant-data", "/nonexistent")
+    assert code == 2 and "unknown dataset '/nonexistent'" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("module, step, precision", [
+    ("search_space.cost", "onnx_parity", "fp32"),
+    ("latency_tables.quantize", "quantize_int8", "int8"),
+    ("latency_tables.quantize", "argmax_agreement", "int8"),  # after the int8 model was written
+])
+def test_a_failed_export_leaves_no_file(module, step, precision, tmp_path, capsys, monkeypatch):
+    import importlib
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"{step} failed")
+
+    monkeypatch.setattr(importlib.import_module(module), step, fail)
+    with pytest.raises(RuntimeError, match=f"{step} failed"):
+        main(["export", "efficientvit_seg_b0", "--resolution", "64x128", "--precision", precision,
+              "--quant-images", "1", "-o", str(tmp_path / "x.onnx")])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_export_with_an_official_checkpoint(tmp_path, capsys, golden_b0):
     import onnxruntime as ort
     import torch

@@ -59,6 +59,30 @@ def test_an_argument_error_is_argparse_usage_and_exit_code_2(argv, tmp_path):
     assert "error:" in result.stderr.strip().splitlines()[-1] and "Traceback" not in result.stderr
 
 
+SHIPPED_TABLE = str(Path(__file__).resolve().parents[2] / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv")
+#: every option that takes an onnxruntime thread count
+THREAD_OPTIONS = [
+    ["profile", "--adapt-from", SHIPPED_TABLE, "-o", "{tmp}/t.csv"],
+    ["profile", "--resolution", "64x128", "-o", "{tmp}/t.csv"],
+    ["latency", "predict", "--table", SHIPPED_TABLE, "efficientvit_seg_b0"],
+    ["latency", "measure", "efficientvit_seg_b0", "-o", "{tmp}/m.csv"],
+    ["latency", "explain", "efficientvit_seg_b0", "--csv", "{tmp}/e.csv"],
+]
+
+
+@pytest.mark.parametrize("threads", ["0", "-2"])
+@pytest.mark.parametrize("argv", THREAD_OPTIONS, ids=[" ".join(a[:2]) for a in THREAD_OPTIONS])
+def test_a_thread_count_below_1_is_refused_and_nothing_is_written(argv, threads, tmp_path):
+    # `profile --adapt-from T --threads 0` used to write a 1-thread table (0 read as "not given")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in [*argv, "--threads", threads]]
+    result = subprocess.run([str(EVIT_NAS), *args], capture_output=True, text=True, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, timeout=120)  # accepted, it would start timing for minutes
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.endswith(f"argument --threads: {threads} threads: give 1 or more (e.g. --threads 1)"), last
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unreachable_host_fails_before_any_export(tmp_path):
     start = time.monotonic()
     result = _run(["profile", "--remote", "nobody@127.0.0.1", "--port", "1", "--resolution", "64x128",

@@ -59,3 +59,22 @@ def test_a_trusted_prior_keeps_its_shape_with_few_networks():
     assert shape_error(trusted) < shape_error(untrusted)
     many = fit_transfer(*_data(TRUSTED_MIN_FOR_CV, seed=4), prior, trusted_prior=True)
     assert many.prior_weight in PRIOR_WEIGHTS  # enough networks: the data decide
+
+
+def test_disturbed_timings_are_left_out_on_request():
+    from latency_tables.transfer import MIN_FOR_OUTLIERS
+
+    x, y = _data(40, seed=5, noise=0.01)
+    slow = [3, 17, 29]  # runs disturbed by something else on the device: 40-60% slower
+    y = y.copy()
+    y[slow] *= [1.4, 1.6, 1.5]
+    plain = fit_transfer(x, y, np.array([1.0, 0.0, 0.0]))
+    robust = fit_transfer(x, y, np.array([1.0, 0.0, 0.0]), reject_outliers=True)
+    assert plain.outliers == () and robust.outliers == tuple(slow)
+    assert robust.networks == 40 - len(slow)
+    truth = np.array([1.8, 0.7, 2.0])
+    assert np.abs(robust.coefficients / truth - 1).max() < 0.1 < np.abs(plain.coefficients / truth - 1).max()
+    clean = fit_transfer(*_data(40, seed=5, noise=0.01), np.array([1.0, 0.0, 0.0]), reject_outliers=True)
+    assert len(clean.outliers) <= 1  # ordinary noise is kept
+    few = fit_transfer(x[:MIN_FOR_OUTLIERS - 1], y[:MIN_FOR_OUTLIERS - 1], np.array([1.0, 0.0, 0.0]), reject_outliers=True)
+    assert few.outliers == ()  # too few networks to tell a disturbed run from the spread

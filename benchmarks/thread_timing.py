@@ -11,8 +11,11 @@ networks (B0 and ``--random`` networks of the default space) under five protocol
 - ``plain_nospin``: the same with ``session.intra_op.allow_spinning = 0``;
 - ``interleaved``: the project's protocol as it was (every session alive, visited in turn);
 - ``interleaved_nospin``: the same with spinning off in every session;
-- ``blocks``: the project's session options, but one session alive at a time (a block of
-  warm-up and timed runs per model, the models in turn).
+- ``interleaved_warm``: interleaved with spinning on, each visit an untimed run first (the
+  other sessions' threads stop spinning meanwhile, this one's are awake), then a timed one;
+- ``agent``: the project's protocol as it is now (``time_models``, with ``--repeats``
+  visits): at 1 thread interleaved, at more threads one session alive at a time (a block
+  of warm-up and timed runs per model, the models in turn).
 
 The protocols run twice, in one order and then the reverse, so that a drift of the
 machine hits them alike; each one's figure is the mean of its two passes. Printed per
@@ -38,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from brief_runs import write_json  # noqa: E402  (benchmarks/ is on the path when run as a script)
 
 RESULTS = ROOT / "benchmarks" / "results"
-PROTOCOLS = ("plain", "plain_nospin", "interleaved", "interleaved_nospin", "blocks")
+PROTOCOLS = ("plain", "plain_nospin", "interleaved", "interleaved_nospin", "interleaved_warm", "agent")
 WARMUP, REPEATS = 10, 40
 
 
@@ -98,7 +101,7 @@ def time_alone(paths: dict[str, Path], threads: int, protocol: bool, spinning: b
     return out
 
 
-def time_interleaved(paths: dict[str, Path], threads: int, spinning: bool) -> dict[str, float]:
+def time_interleaved(paths: dict[str, Path], threads: int, spinning: bool, warm: bool = False) -> dict[str, float]:
     live = {name: session(path, threads, True, spinning) for name, path in paths.items()}
     for _ in range(3):
         for s, feeds in live.values():
@@ -106,6 +109,8 @@ def time_interleaved(paths: dict[str, Path], threads: int, spinning: bool) -> di
     times: dict[str, list[float]] = {name: [] for name in live}
     for _ in range(REPEATS // 2):
         for name, (s, feeds) in live.items():
+            if warm:
+                run_ms(s, feeds)
             times[name].append(run_ms(s, feeds))
     return {name: statistics.median(v) for name, v in times.items()}
 
@@ -119,7 +124,13 @@ def run_protocol(name: str, paths: dict[str, Path], threads: int) -> dict[str, f
         return time_interleaved(paths, threads, spinning=True)
     if name == "interleaved_nospin":
         return time_interleaved(paths, threads, spinning=False)
-    return time_alone(paths, threads, protocol=True, spinning=True)
+    if name == "interleaved_warm":
+        return time_interleaved(paths, threads, spinning=True, warm=True)
+    from latency_tables.profile import time_models
+
+    names = list(paths)
+    stats = time_models([str(paths[n]) for n in names], threads, warmup=3, repeats=REPEATS // 2)
+    return {n: s["median_ms"] for n, s in zip(names, stats)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
               "error_vs_plain": {}}
     print(f"\n{args.threads} thread(s), {cpu_model()}, onnxruntime {ort.__version__}: error against one plain "
           "default session timed alone")
+    first, second = passes["plain"]
+    noise = [second[n] / first[n] - 1 for n in paths]
+    report["plain_pass2_vs_pass1"] = {"median_pct": round(100 * statistics.median(noise), 2),
+                                      "worst_pct": round(100 * max(noise, key=abs), 2)}
+    print(f"{'plain, pass 2 vs 1':>19}: median {100 * statistics.median(noise):+6.1f}%, worst "
+          f"{100 * max(noise, key=abs):+6.1f}% (the machine's own drift over the run)")
     for protocol in PROTOCOLS[1:]:
         errors = [mean[protocol][n] / mean["plain"][n] - 1 for n in paths]
         worst = max(errors, key=abs)

@@ -144,14 +144,32 @@ class Timer:
 
 
 def time_models(paths: list, threads: int, warmup: int = 3, repeats: int = 20, min_visit_ms: float = 2.0) -> list:
-    """Time several models fully interleaved; returns one summary per path.
+    """Time several models; returns one summary per path.
 
-    After ``warmup`` untimed visits each, the models are visited in turn ``repeats``
-    times (A B C A B C ...), so that a slow phase of the machine hits them all alike, and
-    each model runs with the caches that the others left, as a block does inside a
-    network. A visit runs a model once, or several times for models faster than
-    ``min_visit_ms``.
+    At one thread, fully interleaved: after ``warmup`` untimed visits each, the models are
+    visited in turn ``repeats`` times (A B C A B C ...), so that a slow phase of the machine
+    hits them all alike, and each model runs with the caches that the others left, as a
+    block does inside a network. A visit runs a model once, or several times for models
+    faster than ``min_visit_ms``.
+
+    At more threads, one after another, each model's session alone alive while it is timed
+    (its warm-up and timed visits back to back, then the session is closed): an idle
+    session's intra-op threads spin after each run and take the cores from the next model's,
+    so interleaved sessions ran 2.2x slower than one session timed alone at 2 threads, while
+    one session at a time agrees with it (``benchmarks/thread_timing.py``). The reference
+    network timed in every chunk follows the machine's speed instead.
     """
+    if threads > 1:
+        out = []
+        for path in paths:
+            timer = Timer(path, threads)
+            for _ in range(warmup):
+                timer.visit(0.0, record=False)
+            for _ in range(repeats):
+                timer.visit(min_visit_ms / 1e3)
+            out.append(summarise(timer.times))
+            del timer  # its session and threads end before the next model's start
+        return out
     timers = [Timer(p, threads) for p in paths]
     for _ in range(warmup):
         for timer in timers:

@@ -181,3 +181,30 @@ def test_the_reference_network_can_also_be_an_entry(tmp_path):
     assert done.returncode == 0, done.stderr
     _, rows = read_csv(tmp_path / "r.csv")
     assert [r["id"] for r in rows] == [read_manifest(tmp_path / "b")["entries"][0]["id"]]
+
+
+@pytest.mark.parametrize("threads, most_alive", [(1, 3), (2, 1)])
+def test_several_threads_time_one_session_at_a_time(bundle, monkeypatch, threads, most_alive):
+    """At one thread the models' sessions are alive together and visited in turn; at more,
+    an idle session's spinning worker threads would slow the next model's, so each model is
+    timed with its session alone alive."""
+    import weakref
+
+    from latency_tables import profile
+
+    paths = sorted(str(p) for p in (bundle / "onnx").glob("*.onnx"))[:3]
+    alive, seen = weakref.WeakSet(), []
+
+    class CountingTimer(profile.Timer):
+        def __init__(self, path, threads):
+            super().__init__(path, threads)
+            alive.add(self)
+
+        def visit(self, min_seconds, record=True):
+            seen.append(len(alive))
+            super().visit(min_seconds, record)
+
+    monkeypatch.setattr(profile, "Timer", CountingTimer)
+    stats = profile.time_models(paths, threads, warmup=1, repeats=2, min_visit_ms=0.0)
+    assert [s["runs"] for s in stats] == [2, 2, 2]
+    assert max(seen) == most_alive

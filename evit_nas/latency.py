@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-minutes", type=float, metavar="M",
                    help="with --adapt-from: keep timing more networks (spread between those already timed) while the "
                    "whole adaptation stays within M minutes; more networks give a steadier fit")
+    p.add_argument("--adapt-window", type=float, metavar="SECONDS", default=None,
+                   help="with --adapt-from: time the networks in repeated passes for at least SECONDS (default: "
+                   "60; 0: one pass), and on up to twice as long while the table's scale is uncertain by more than "
+                   "1.5%%: a short window takes whatever speed the machine had then")
     add_force(p, "with --adapt-from: replace an existing output table")
     add_dataset(p)
     add_space(p)
@@ -142,7 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from latency_tables.adapt import adapt_table
+    from latency_tables.adapt import DEFAULT_WINDOW_S, MAX_WINDOW_S, adapt_table
     from latency_tables.table import LatencyTable
 
     source = LatencyTable.load(args.adapt_from)
@@ -172,20 +176,28 @@ def cmd_adapt(args: argparse.Namespace) -> int:
           + (f" (more while {args.budget_minutes:g} min last)" if args.budget_minutes else "") + ", "
           f"{args.threads} thread(s)", file=sys.stderr)
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
+    window = DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window
+    if window < 0:
+        raise CLIError(f"--adapt-window {window:g}: give 0 (one pass) or a positive number of seconds")
     table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
+                        window_s=window, max_window_s=max(MAX_WINDOW_S, 2 * window),
                         seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
                         repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))
     cal = table.calibration
     result = {"table": str(output), "adapted_from": str(args.adapt_from), "networks_timed": cal.networks,
               "fit_mape_pct": cal.fit_mape, "cross_validated_mape_pct": cal.cv_mape,
-              "reference_ms": table.meta["reference"]["median_ms"], "seconds": table.meta["build_seconds"]}
+              "reference_ms": table.meta["reference"]["median_ms"], "seconds": table.meta["build_seconds"],
+              "passes": table.meta["adapted_from"]["rounds"][0].get("passes", 1),
+              "scale_uncertainty_pct": table.meta["adapted_from"].get("scale_uncertainty_pct")}
     if args.json:
         print_json(result)
     else:
         loo = "" if cal.cv_mape is None else f", leave-one-out MAPE {cal.cv_mape}%"
+        scale = ("" if result["scale_uncertainty_pct"] is None else
+                 f" ±{result['scale_uncertainty_pct']:.1f}% (the table's scale, from {result['passes']} passes)")
         print(f"wrote {output}: adapted from {args.adapt_from} with {cal.networks} networks timed here "
-              f"(fit MAPE {cal.fit_mape}%{loo}), reference B0 {result['reference_ms']:.2f} ms, "
+              f"(fit MAPE {cal.fit_mape}%{loo}), reference B0 {result['reference_ms']:.2f} ms{scale}, "
               f"{result['seconds']:.0f} s")
     return 0
 
@@ -225,6 +237,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return cmd_adapt(args)
     if args.budget_minutes is not None:
         raise CLIError("--budget-minutes goes with --adapt-from SOURCE (a full profile times every block)")
+    if args.adapt_window is not None:
+        raise CLIError("--adapt-window goes with --adapt-from SOURCE (a full profile times every block)")
     args.threads = 1 if args.threads is None else args.threads
     args.repeats = DEFAULT_REPEATS if args.repeats is None else args.repeats
     if args.import_results:

@@ -112,6 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--table", help=f"latency table (default: the shipped {DEMO_TABLE})")
     p.add_argument("--adapt-networks", type=int, default=6,
                    help="networks timed here to adapt the table to this machine (default: 6)")
+    p.add_argument("--adapt-window", type=float, default=60.0, metavar="SECONDS",
+                   help="seconds the adaptation's networks are timed for, in repeated passes, so that the table's "
+                   "scale is not a moment's speed of the machine (default: 60; 0: one pass)")
     p.add_argument("--no-adapt", action="store_true", help="search on the table as it is (another machine's latencies)")
     p.add_argument("--budget-ms", type=float, default=None,
                    help="latency budget in ms (default: 50, or 1.5 x the fastest network of the space where this "
@@ -126,7 +129,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_demo)
 
 
-def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
+def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0) -> tuple[Path, Any]:
     """The demo's table adapted to this machine: ``out/adapted_HOST_HxW_tT.csv``, made
     once (a rerun on the same machine reuses it; on another CPU it is made again)."""
     from latency_tables.adapt import adapt_table
@@ -143,11 +146,16 @@ def _adapted_table(source: Any, out: Path, networks: int) -> tuple[Path, Any]:
         return path, done
     print(f"step 1/4, adapt: timing {networks} networks here to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
+    if window_s < 0:
+        raise CLIError(f"--adapt-window {window_s:g}: give 0 (one pass) or a positive number of seconds")
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
-                        threads=threads, export_progress=Progress("export", "network"))
+                        threads=threads, export_progress=Progress("export", "network"), window_s=window_s,
+                        max_window_s=max(2 * window_s, window_s + 1))
     cal = table.calibration
     quality = f"leave-one-out MAPE {cal.cv_mape}%" if cal.cv_mape is not None else f"fit MAPE {cal.fit_mape}%"
-    print(f"  wrote {path}: {quality} on the {cal.networks} networks timed here")
+    uncertainty = table.meta["adapted_from"].get("scale_uncertainty_pct")
+    scale = "" if uncertainty is None else f"; the table's scale ±{uncertainty:.1f}%"
+    print(f"  wrote {path}: {quality} on the {cal.networks} networks timed here{scale}")
     return path, table
 
 
@@ -256,7 +264,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"step 1/4, adapt: skipped (--no-adapt); searching on {table_path.name} as it is")
         warn_about_table(table)
     else:
-        table_path, table = _adapted_table(table, out, args.adapt_networks)
+        table_path, table = _adapted_table(table, out, args.adapt_networks, args.adapt_window)
     seconds["adapt"], stage = time.monotonic() - stage, time.monotonic()
     storage = str(out / "demo.journal")
     if args.budget_ms is None:

@@ -7,7 +7,15 @@ learnt from a few networks timed end to end. So ``evit-nas profile --adapt-from 
 
 1. picks networks of the space spread over the source table's latency range (the fastest
    to the slowest of a random sample; B0 is timed in every chunk anyway, as the reference);
-2. times them end to end on the new device with the table protocol (here or over SSH);
+2. times them end to end on the new device with the table protocol (here or over SSH),
+   in passes repeated until ``window_s`` seconds of timing have passed, and on up to
+   ``max_window_s`` while the machine's speed is still uncertain: a short window takes
+   whatever speed the machine had then (this 2-core VM's 20-second windows ranged from -5%
+   to +19% of its 10-minute median, its 60-second windows from -4% to +4%;
+   ``benchmarks/machine_drift.py``). Each network's latency is the median of its passes,
+   each pass rescaled by the reference network timed beside it; the table's reference
+   speed is the median over all passes, and the spread of the passes' reference medians
+   gives the uncertainty of that speed (the table's scale), which is printed and recorded;
 3. fits the new device's calibration with :func:`latency_tables.transfer.fit_transfer`:
    the features of each network are read from the *source* table (block latencies summed
    per kind, blocks, input MB, 1), the prior is the source's calibration rescaled by the
@@ -41,7 +49,8 @@ from .remote import SSHTarget
 from .table import FEATURES, LatencyTable, fit_calibration
 from .timing import Timing
 
-__all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "adaptation_networks", "adapt_table"]
+__all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "DEFAULT_WINDOW_S", "MAX_WINDOW_S", "SCALE_TOLERANCE_PCT",
+           "adaptation_networks", "adapt_table", "combine_passes"]
 
 #: networks timed on the new device by default
 DEFAULT_NETWORKS = 6
@@ -50,6 +59,42 @@ DEFAULT_NETWORKS = 6
 DEFAULT_REPEATS = 10
 #: the random networks the timed ones are picked from (by predicted latency)
 CANDIDATES = 400
+#: seconds of timing the first networks are repeated for, at least (passes of all of them)
+DEFAULT_WINDOW_S = 60.0
+#: ... and at most, while the scale's uncertainty is above SCALE_TOLERANCE_PCT
+MAX_WINDOW_S = 120.0
+#: the uncertainty (%) of the table's scale below which the passes stop at DEFAULT_WINDOW_S
+SCALE_TOLERANCE_PCT = 1.5
+
+
+def combine_passes(passes: list[dict[str, dict[str, float]]]) -> tuple[float, dict[str, tuple[float, float]], dict]:
+    """Combine repeated timings of the same networks (each pass: id -> the agent's numbers,
+    with ``ref_ms``, the reference's median in the row's chunk).
+
+    Returns:
+        (reference ms: the median of every chunk's reference over all passes; id -> (latency
+        ms at that speed: the median over the passes of the row's median rescaled by its
+        chunk's reference, raw median ms); the scale record: each pass's reference median,
+        and the uncertainty of the overall one in % (1.2533 x a robust sigma, 1.4826 x the
+        median absolute deviation of the passes' medians, over the square root of their
+        number, relative to the overall median; None with a single pass)).
+    """
+    reference_ms = typical_reference_ms({f"{i}:{k}": row for i, rows in enumerate(passes) for k, row in rows.items()})
+    ids = list(dict.fromkeys(k for rows in passes for k in rows))
+    out = {}
+    for k in ids:
+        rows = [rows[k] for rows in passes if k in rows]
+        out[k] = (float(np.median([row["median_ms"] * speed_factor(reference_ms, row) for row in rows])),
+                  float(np.median([row["median_ms"] for row in rows])))
+    per_pass = [typical_reference_ms(rows) for rows in passes]
+    per_pass = [ms for ms in per_pass if ms > 0]
+    uncertainty = None
+    if len(per_pass) > 1 and reference_ms > 0:
+        middle = float(np.median(per_pass))
+        sigma = 1.4826 * float(np.median(np.abs(np.array(per_pass) - middle)))
+        uncertainty = round(100 * 1.2533 * sigma / np.sqrt(len(per_pass)) / reference_ms, 2)
+    return reference_ms, out, {"reference_ms_by_pass": [round(ms, 4) for ms in per_pass],
+                               "scale_uncertainty_pct": uncertainty}
 
 
 def _ranked_candidates(source: LatencyTable, space: SearchSpace, seed: int) -> list[ArchSpec]:
@@ -99,8 +144,14 @@ def adapt_table(
     export_progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
     other_threads: bool = False,
+    window_s: float = DEFAULT_WINDOW_S,
+    max_window_s: float = MAX_WINDOW_S,
 ) -> LatencyTable:
     """Time ``networks`` networks on the new device and write the adapted table to ``output``.
+
+    The first ``networks`` are timed in passes until ``window_s`` seconds of timing have
+    passed, and on while the scale's uncertainty is above :data:`SCALE_TOLERANCE_PCT`, up to
+    ``max_window_s`` (``window_s=0``: a single pass). See :func:`combine_passes`.
 
     With ``budget_s``, more networks are timed while the budget lasts, in rounds that fill
     the gaps of the spread (6, then up to 5 more, then up to 10 more, ...). A round's cost is
@@ -115,7 +166,7 @@ def adapt_table(
 
     Raises:
         ProfileError: another thread count than the source's; a device that cannot time; a
-            budget that is not positive.
+            budget that is not positive; a window that is negative or above its maximum.
         TableError: the source table does not fit ``space``.
     """
     if threads != int(source.meta["threads"]) and not other_threads:
@@ -124,6 +175,9 @@ def adapt_table(
                            f"{threads} thread(s), or profile this device fully with --threads {threads}")
     if budget_s is not None and budget_s <= 0:
         raise ProfileError(f"--budget-minutes {budget_s / 60:g}: the budget must be positive")
+    if window_s < 0 or max_window_s < window_s:
+        raise ProfileError(f"--adapt-window {window_s:g} s (at most {max_window_s:g} s): give 0 for a single pass, or "
+                           "seconds of timing no longer than the maximum window")
     output = Path(output)
     started = time.monotonic()
     if source.meta.get("coverage") == "space":
@@ -131,32 +185,50 @@ def adapt_table(
     ranked = _ranked_candidates(source, space, seed)
     work = output.with_name(output.name + ".work")
     specs: list[ArchSpec] = []
-    results: dict[str, dict[str, float]] = {}
+    passes: list[dict[str, dict[str, float]]] = []
     meta: dict = {}
     rounds: list[dict] = []
+    scale: dict = {}
+    timed_s = 0.0
     round_specs, count = _spread(ranked, networks), networks
     while round_specs:
         round_started = time.monotonic()
-        meta, round_results, _ = measure_networks(
-            round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
-            timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
+        repetition = 0
+        while True:  # the first round: passes until the window is over and the scale is steady (or the maximum)
+            meta, round_results, _ = measure_networks(
+                round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
+                timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress,
+                repetition=repetition)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
+            # each pass keeps its rows (with the ref_ms of their chunks); later rounds add rows to the first pass
+            if rounds:
+                passes[0].update({network_id(spec): round_results[network_id(spec)] for spec in round_specs})
+                break
+            passes.append({network_id(spec): round_results[network_id(spec)] for spec in round_specs})
+            timed_s += meta["timing_seconds"]
+            repetition += 1
+            _, _, scale = combine_passes(passes)
+            uncertain = scale["scale_uncertainty_pct"] is None or scale["scale_uncertainty_pct"] > SCALE_TOLERANCE_PCT
+            if log is not None and window_s > 0:
+                shown = "" if scale["scale_uncertainty_pct"] is None else f", scale ±{scale['scale_uncertainty_pct']:.1f}%"
+                log(f"pass {repetition}: reference {scale['reference_ms_by_pass'][-1]:.2f} ms{shown} after "
+                    f"{timed_s:.0f} s of timing")
+            if timed_s >= max_window_s or (timed_s >= window_s and not uncertain) or window_s == 0:
+                break
         seconds = time.monotonic() - round_started
-        # the reference's rows are per round: keep each network's row (with its round's ref_ms)
-        results.update({network_id(spec): round_results[network_id(spec)] for spec in round_specs})
         specs += round_specs
-        rounds.append({"networks": len(round_specs), "seconds": round(seconds, 1)})
+        rounds.append({"networks": len(round_specs), "seconds": round(seconds, 1),
+                       **({"passes": repetition} if len(rounds) == 0 else {})})
         if budget_s is None:
             break
         # seconds of this round (export, the reference, start-up included) per ms of predicted latency
-        per_ms = seconds / sum(source.predict_ms(spec) for spec in round_specs)
+        per_ms = seconds / max(1, rounds[-1].get("passes", 1)) / sum(source.predict_ms(spec) for spec in round_specs)
         # 5% of the budget is kept for the fit and the write, so the whole run stays within it
         left = 0.95 * budget_s - (time.monotonic() - started)
         round_specs, count = _next_round(ranked, specs, count, lambda s: per_ms * source.predict_ms(s), left)
         if log is not None and round_specs:
             log(f"{left:.0f} s of the budget left: timing {len(round_specs)} more network(s)")
-    reference_ms = typical_reference_ms(results)
-    measured = [results[network_id(spec)]["median_ms"] * speed_factor(reference_ms, results[network_id(spec)])
-                for spec in specs]
+    reference_ms, combined, scale = combine_passes(passes)
+    measured = [combined[network_id(spec)][0] for spec in specs]
     features = np.array([source.features(spec) for spec in specs])
     prior = source.calibration.coefficients
     calibration = fit_calibration(features, np.array(measured), prior=prior)
@@ -172,10 +244,13 @@ def adapt_table(
             "networks_timed": len(specs),
             "budget_seconds": budget_s,
             "rounds": rounds,
+            "window_s": window_s,
+            "timing_seconds": round(timed_s, 1),
+            **scale,
             "rows": "block latencies of the source device; the calibration maps them to this one",
         },
         "calibration_networks": [{"spec": spec.to_dict(), "median_ms": round(ms, 6),
-                                  "raw_median_ms": round(results[network_id(spec)]["median_ms"], 6)}
+                                  "raw_median_ms": round(combined[network_id(spec)][1], 6)}
                                  for spec, ms in zip(specs, measured)],
     })
     table = LatencyTable(table_meta, dict(source.rows), calibration, path=str(output))

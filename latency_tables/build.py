@@ -277,29 +277,35 @@ def measure_networks(
     timing: Timing,
     export_progress: Callable[[int, int], None] | None = None,
     calibration: QuantCalibration | None = None,
+    repetition: int = 0,
 ) -> tuple[dict, dict[str, dict[str, float]], dict]:
     """Time whole networks end to end with the table protocol, as ``timing`` says (visits,
     threads, precision, here or over SSH; int8: calibrated on ``calibration``, see :mod:`.quantize`).
+    ``repetition`` > 0 times the same networks again (the export is reused), into a results
+    file of its own.
 
     Returns:
-        (results metadata, network id -> numbers, manifest).
+        (results metadata, with ``timing_seconds``: the agent's wall time; network id ->
+        numbers; manifest).
     """
     if timing.remote is not None:
         check_remote(timing.remote)  # an unreachable device fails now, not after the export
     manifest = export_bundle(Path(work_dir) / "bundle", resolution, networks=networks, reference=reference_spec(),
                              info={"purpose": "networks"}, progress=export_progress, precision=timing.precision,
                              calibration=calibration)
+    began = time.monotonic()
     results = _time_bundle(manifest, Path(work_dir), device, timing.threads, timing.warmup, timing.repeats,
-                           timing.remote)
+                           timing.remote, repetition)
     meta, rows = read_results(results, manifest)
-    return meta, rows, manifest
+    return {**meta, "timing_seconds": round(time.monotonic() - began, 2)}, rows, manifest
 
 
-def _time_bundle(manifest, work: Path, device, threads, warmup, repeats, remote) -> Path:
+def _time_bundle(manifest, work: Path, device, threads, warmup, repeats, remote, repetition: int = 0) -> Path:
     """Time the bundle in ``work/bundle`` into ``work/results-<bundle id>.csv`` (resumed if
-    it is there; results of other bundles in the same folder are left alone)."""
+    it is there; results of other bundles in the same folder are left alone); a repetition
+    into ``results-<bundle id>-repeat<N>.csv``."""
     bundle_dir = work / "bundle"
-    results = work / f"results-{manifest['bundle_id']}.csv"
+    results = work / (f"results-{manifest['bundle_id']}" + (f"-repeat{repetition}" if repetition else "") + ".csv")
     timing = {"device": device, "threads": threads, "warmup": warmup, "repeats": repeats}
     if remote is not None:
         run_remote(remote, bundle_dir, manifest, results, **timing)

@@ -17,7 +17,8 @@ from .conftest import RES
 def adapted(tiny_table, space, tmp_path_factory):
     source = LatencyTable.load(tiny_table)
     path = tmp_path_factory.mktemp("adapt") / "adapted.csv"
-    table = adapt_table(source, path, space=space, networks=6, seed=3, device="other", threads=1, warmup=1, repeats=3)
+    table = adapt_table(source, path, space=space, networks=6, seed=3, device="other", threads=1, warmup=1, repeats=3,
+                        window_s=0)
     return source, table, path
 
 
@@ -52,7 +53,7 @@ def test_an_adapted_table_cannot_be_extended_with_blocks(adapted, space):
 def test_profile_adapt_from_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
     out = tmp_path / "t.csv"
     argv = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
-            "--warmup", "1", "--repeats", "2", "-o", str(out), "--json"]
+            "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "-o", str(out), "--json"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["networks_timed"] == 4 and LatencyTable.load(out).meta["adapted_from"]["table"] == str(tiny_table)
@@ -91,7 +92,7 @@ def test_a_budget_times_more_networks_in_rounds_that_fill_the_gaps(tiny_table, s
     source = LatencyTable.load(tiny_table)
     lines: list[str] = []
     table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=120, seed=3, device="other",
-                        threads=1, warmup=1, repeats=2, log=lines.append)
+                        threads=1, warmup=1, repeats=2, log=lines.append, window_s=0)
     rounds = table.meta["adapted_from"]["rounds"]
     assert rounds[0]["networks"] == 3 and len(rounds) >= 2 and lines
     assert table.calibration.networks == sum(r["networks"] for r in rounds) > 3
@@ -105,14 +106,56 @@ def test_a_budget_times_more_networks_in_rounds_that_fill_the_gaps(tiny_table, s
 def test_a_budget_smaller_than_a_round_times_only_the_first(tiny_table, space, tmp_path):
     source = LatencyTable.load(tiny_table)
     table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=0.01, seed=3, device="other",
-                        threads=1, warmup=1, repeats=2)
+                        threads=1, warmup=1, repeats=2, window_s=0)
     assert [r["networks"] for r in table.meta["adapted_from"]["rounds"]] == [3]
 
 
 def test_budget_minutes_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
-    base = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--warmup", "1", "--repeats", "2"]
+    base = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--warmup", "1", "--repeats", "2",
+            "--adapt-window", "0"]
     assert main([*base, "--budget-minutes", "0", "-o", str(tmp_path / "a.csv")]) == 2
     assert "--budget-minutes 0: give a positive number of minutes" in capsys.readouterr().err
     assert main(["profile", "--resolution", "64x128", "--budget-minutes", "1", "-o", str(tmp_path / "b.csv")]) == 2
     assert "--budget-minutes goes with --adapt-from" in capsys.readouterr().err
     assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+
+
+def test_passes_are_combined_by_their_median_and_rescaled_by_the_reference_beside_them():
+    from latency_tables.adapt import combine_passes
+
+    steady = {"a": {"median_ms": 10.0, "ref_ms": 5.0}, "b": {"median_ms": 20.0, "ref_ms": 5.0}}
+    slow = {"a": {"median_ms": 13.0, "ref_ms": 6.5}, "b": {"median_ms": 26.0, "ref_ms": 6.5}}  # a 30% slow burst
+    reference_ms, combined, scale = combine_passes([steady, slow, steady])
+    assert reference_ms == 5.0  # the median of the chunks' references: the burst does not move it
+    assert combined["a"] == (10.0, 10.0) and combined["b"] == (20.0, 20.0)
+    assert scale["reference_ms_by_pass"] == [5.0, 6.5, 5.0] and scale["scale_uncertainty_pct"] == 0.0
+    _, _, drifting = combine_passes([steady, {k: {**v, "ref_ms": 5.5} for k, v in steady.items()},
+                                     {k: {**v, "ref_ms": 4.5} for k, v in steady.items()}])
+    assert drifting["scale_uncertainty_pct"] > 0
+    assert combine_passes([steady])[2]["scale_uncertainty_pct"] is None  # one pass: unknown
+
+
+def test_the_first_networks_are_timed_in_passes_for_the_window(tiny_table, space, tmp_path):
+    source = LatencyTable.load(tiny_table)
+    lines: list[str] = []
+    table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, seed=3, device="other", threads=1,
+                        warmup=1, repeats=2, log=lines.append, window_s=1.0, max_window_s=30.0)
+    adapted = table.meta["adapted_from"]
+    passes = adapted["rounds"][0]["passes"]
+    assert passes >= 2 and len(adapted["reference_ms_by_pass"]) == passes
+    assert adapted["timing_seconds"] >= 1.0 and adapted["scale_uncertainty_pct"] is not None
+    assert len(lines) == passes and "scale ±" in lines[-1]
+    assert table.calibration.networks == 3  # the same networks, timed again, not more of them
+
+
+def test_adapt_window_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
+    base = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--warmup", "1", "--repeats", "2",
+            "--networks", "3"]
+    assert main([*base, "--adapt-window", "-1", "-o", str(tmp_path / "a.csv")]) == 2
+    assert "--adapt-window -1: give 0 (one pass) or a positive number of seconds" in capsys.readouterr().err
+    assert main(["profile", "--resolution", "64x128", "--adapt-window", "5", "-o", str(tmp_path / "b.csv")]) == 2
+    assert "--adapt-window goes with --adapt-from" in capsys.readouterr().err
+    assert not (tmp_path / "a.csv").exists() and not (tmp_path / "b.csv").exists()
+    assert main([*base, "--adapt-window", "1", "-o", str(tmp_path / "c.csv"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["passes"] >= 2 and result["scale_uncertainty_pct"] is not None

@@ -11,7 +11,7 @@ from nas.search import load_study
 from search_space.records import read_csv
 
 SMALL = ["--trials", "40", "--top-k", "1", "--steps", "2", "--warmup", "1", "--repeats", "1",
-         "--compare", "efficientvit_seg_b0", "segnext_t", "--adapt-networks", "3"]
+         "--compare", "efficientvit_seg_b0", "segnext_t", "--adapt-networks", "3", "--adapt-window", "2"]
 
 
 @pytest.mark.slow

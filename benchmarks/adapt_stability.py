@@ -1,0 +1,146 @@
+"""Does a short adaptation hold when a user times the networks afterwards with a plain loop?
+
+Five adaptations in a row (``--adaptations``) of the shipped table to this machine
+(``latency_tables.adapt.adapt_table``, as ``evit-nas profile --adapt-from`` runs it, with
+``--window`` seconds of repeated passes; 0 = the single pass of before). Right after each
+one, ``--networks`` random networks of the space that no adaptation times are timed with a
+plain onnxruntime loop (one default session alone, 10 warm-up runs, median of 40: what a
+user's application sees), and the adapted table's prediction is judged against that, in
+absolute milliseconds: each adaptation's mean bias and share within ±10%, and how far the
+adaptations' biases spread. With ``--fronts``, the last adaptation also searches the default
+space at each budget of ``--budgets`` and judges every network of each feasible front the
+same way: the networks a user would ship.
+
+    python benchmarks/adapt_stability.py --window 60 --adaptations 5 --networks 12 --fronts
+
+Targets (issue 24): each adaptation >= 90% within ±10%, the biases spread by at most 4
+points, every front network within ±10%. The machine's own drift is in
+``machine_drift.json`` (``benchmarks/machine_drift.py``). Run it on a quiet CPU; the record
+names the CPU, onnxruntime and threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from brief_runs import write_json  # noqa: E402
+from thread_timing import time_alone  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+SOURCE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
+
+
+def plain_ms(specs: dict, resolution: tuple[int, int], work: Path, threads: int) -> dict[str, float]:
+    """Each network timed alone with a plain default onnxruntime session (exported once)."""
+    from search_space import build_model
+    from search_space.cost.export import export_onnx
+
+    paths = {}
+    for name, spec in specs.items():
+        path = work / f"{name}.onnx"
+        if not path.is_file():
+            export_onnx(build_model(spec).eval(), (1, 3, *resolution), path)
+        paths[name] = path
+    return time_alone(paths, threads, protocol=False, spinning=True)
+
+
+def judge(table, specs: dict, measured: dict[str, float]) -> dict:
+    errors = {n: 100 * (table.predict_ms(specs[n]) / measured[n] - 1) for n in specs}
+    values = list(errors.values())
+    return {"bias_pct": round(statistics.mean(values), 2), "worst_pct": round(max(values, key=abs), 2),
+            "within_10_pct": round(100 * sum(abs(e) <= 10 for e in values) / len(values), 1),
+            "errors_pct": {n: round(e, 2) for n, e in errors.items()},
+            "measured_ms": {n: round(measured[n], 3) for n in specs}}
+
+
+def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[str, dict]:
+    from nas.search import front, run_search, trial_result
+
+    out = {}
+    for budget in budgets:
+        study = run_search(table, space, budget_ms=budget, trials=trials, storage=str(work / f"s{budget:g}.journal"),
+                           study_name=f"front-{budget:g}", table_path=str(table.path))
+        specs = {f"b{budget:g}_t{t.number:05d}": trial_result(t).arch for t in front(study)}
+        out[f"{budget:g}"] = specs
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, default=SOURCE, help="the table to adapt (default: the shipped one)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds of repeated passes (default 60; 0: one)")
+    parser.add_argument("--adaptations", type=int, default=5)
+    parser.add_argument("--networks", type=int, default=12, help="random held-out networks (default 12)")
+    parser.add_argument("--seed", type=int, default=9000, help="first sample seed of the held-out networks")
+    parser.add_argument("--fronts", action="store_true", help="judge the last adaptation's search fronts too")
+    parser.add_argument("--budgets", type=float, nargs="+", default=[20.0, 50.0, 100.0])
+    parser.add_argument("--trials", type=int, default=300, help="search trials per budget (default 300)")
+    parser.add_argument("--out", help="results JSON (default: results/adapt_stability_w<WINDOW>.json)")
+    args = parser.parse_args(argv)
+    if args.window < 0 or args.adaptations < 1 or args.networks < 1:
+        parser.error("--window must be >= 0, --adaptations and --networks >= 1")
+    import onnxruntime as ort
+
+    from latency_tables.adapt import MAX_WINDOW_S, adapt_table
+    from latency_tables.table import LatencyTable
+    from search_space import SearchSpace
+    from search_space.records import cpu_model
+
+    source = LatencyTable.load(args.source)
+    threads = int(source.meta["threads"])
+    space = SearchSpace.default()
+    held = {f"net{i:02d}": space.sample(args.seed + i) for i in range(args.networks)}
+    work = Path(tempfile.mkdtemp(prefix="evitnas-adapt-stability-"))
+    runs = []
+    table = None
+    for i in range(args.adaptations):
+        began = time.monotonic()
+        table = adapt_table(source, work / f"adapted{i}.csv", space=space, device="here", threads=threads,
+                            window_s=args.window, max_window_s=max(MAX_WINDOW_S, 2 * args.window))
+        seconds = time.monotonic() - began
+        result = judge(table, held, plain_ms(held, source.resolution, work, threads))
+        adapted = table.meta["adapted_from"]
+        runs.append({"adaptation": i + 1, "seconds": round(seconds, 1), "passes": adapted["rounds"][0].get("passes", 1),
+                     "scale_uncertainty_pct": adapted.get("scale_uncertainty_pct"),
+                     "reference_ms": table.meta["reference"]["median_ms"], **result})
+        u = runs[-1]["scale_uncertainty_pct"]
+        print(f"adaptation {i + 1}: {seconds:.0f} s, {runs[-1]['passes']} pass(es)"
+              + ("" if u is None else f", scale ±{u:.1f}%") + f"; plain loop afterwards: bias {result['bias_pct']:+.1f}%, "
+              f"{result['within_10_pct']:.0f}% within ±10%, worst {result['worst_pct']:+.1f}%", flush=True)
+    biases = [r["bias_pct"] for r in runs]
+    report = {"command": "python benchmarks/adapt_stability.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "cpu": cpu_model(), "onnxruntime": ort.__version__, "threads": threads,
+              "resolution": list(source.resolution), "source": str(args.source.relative_to(ROOT))
+              if args.source.is_relative_to(ROOT) else str(args.source), "window_s": args.window,
+              "held_out": args.networks, "adaptations": runs,
+              "bias_spread_points": round(max(biases) - min(biases), 2),
+              "min_within_10_pct": min(r["within_10_pct"] for r in runs)}
+    print(f"\n{cpu_model()}, onnxruntime {ort.__version__}, {threads} thread(s), window {args.window:g} s: biases "
+          f"{min(biases):+.1f}% to {max(biases):+.1f}% (spread {report['bias_spread_points']:.1f} points; target <= 4), "
+          f"worst share within ±10% {report['min_within_10_pct']:.0f}% (target >= 90%)")
+    if args.fronts and table is not None:
+        report["fronts"] = {}
+        for budget, specs in fronts(table, space, args.budgets, args.trials, work).items():
+            if not specs:
+                print(f"front at {budget} ms: no feasible network in {args.trials} trials", flush=True)
+                report["fronts"][budget] = {"networks": 0}
+                continue
+            result = judge(table, specs, plain_ms(specs, source.resolution, work, threads))
+            report["fronts"][budget] = {"networks": len(specs), **result}
+            print(f"front at {budget} ms: {len(specs)} networks, {result['within_10_pct']:.0f}% within ±10%, "
+                  f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%", flush=True)
+    out = Path(args.out) if args.out else RESULTS / f"adapt_stability_w{args.window:g}.json"
+    write_json(out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

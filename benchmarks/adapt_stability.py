@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=SOURCE, help="the table to adapt (default: the shipped one)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds of repeated passes (default 60; 0: one)")
     parser.add_argument("--adaptations", type=int, default=5)
+    parser.add_argument("--front-networks", type=int, default=0,
+                        help="networks like a search's front timed beside the 6 spread ones (default 0)")
     parser.add_argument("--networks", type=int, default=12, help="random held-out networks (default 12)")
     parser.add_argument("--seed", type=int, default=9000, help="first sample seed of the held-out networks")
     parser.add_argument("--fronts", action="store_true", help="judge the last adaptation's search fronts too")
@@ -104,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.adaptations):
         began = time.monotonic()
         table = adapt_table(source, work / f"adapted{i}.csv", space=space, device="here", threads=threads,
-                            window_s=args.window, max_window_s=max(MAX_WINDOW_S, 2 * args.window))
+                            window_s=args.window, max_window_s=max(MAX_WINDOW_S, 2 * args.window),
+                            front_networks=args.front_networks)
         seconds = time.monotonic() - began
         result = judge(table, held, plain_ms(held, source.resolution, work, threads))
         adapted = table.meta["adapted_from"]
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpu": cpu_model(), "onnxruntime": ort.__version__, "threads": threads,
               "resolution": list(source.resolution), "source": str(args.source.relative_to(ROOT))
               if args.source.is_relative_to(ROOT) else str(args.source), "window_s": args.window,
-              "held_out": args.networks, "adaptations": runs,
+              "front_networks": args.front_networks, "held_out": args.networks, "adaptations": runs,
               "bias_spread_points": round(max(biases) - min(biases), 2),
               "min_within_10_pct": min(r["within_10_pct"] for r in runs)}
     print(f"\n{cpu_model()}, onnxruntime {ort.__version__}, {threads} thread(s), window {args.window:g} s: biases "
@@ -137,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             report["fronts"][budget] = {"networks": len(specs), **result}
             print(f"front at {budget} ms: {len(specs)} networks, {result['within_10_pct']:.0f}% within ±10%, "
                   f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%", flush=True)
-    out = Path(args.out) if args.out else RESULTS / f"adapt_stability_w{args.window:g}.json"
+    out = Path(args.out) if args.out else RESULTS / (f"adapt_stability_w{args.window:g}"
+                                                     + (f"_f{args.front_networks}" if args.front_networks else "") + ".json")
     write_json(out, report)
     return 0
 

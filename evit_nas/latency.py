@@ -46,6 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget-minutes", type=float, metavar="M",
                    help="with --adapt-from: keep timing more networks (spread between those already timed) while the "
                    "whole adaptation stays within M minutes; more networks give a steadier fit")
+    p.add_argument("--front-networks", type=int, default=6, metavar="N",
+                   help="with --adapt-from: also time N networks like those a search returns (the most MACs per "
+                   "predicted ms across the latency range), so that the table is right where the search picks "
+                   "(default: 6; 0: none)")
     p.add_argument("--adapt-window", type=float, metavar="SECONDS", default=None,
                    help="with --adapt-from: time the networks in repeated passes for at least SECONDS (default: "
                    "60; 0: one pass), and on up to twice as long while the table's scale is uncertain by more than "
@@ -179,8 +183,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     window = DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window
     if window < 0:
         raise CLIError(f"--adapt-window {window:g}: give 0 (one pass) or a positive number of seconds")
+    if args.front_networks < 0:
+        raise CLIError(f"--front-networks {args.front_networks}: give 0 or more networks")
     table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
-                        window_s=window, max_window_s=max(MAX_WINDOW_S, 2 * window),
+                        window_s=window, max_window_s=max(MAX_WINDOW_S, 2 * window), front_networks=args.front_networks,
                         seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
                         repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))

@@ -53,7 +53,7 @@ def test_an_adapted_table_cannot_be_extended_with_blocks(adapted, space):
 def test_profile_adapt_from_on_the_command_line(tiny_table, space_file, tmp_path, capsys):
     out = tmp_path / "t.csv"
     argv = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
-            "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "-o", str(out), "--json"]
+            "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "--front-networks", "0", "-o", str(out), "--json"]
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["networks_timed"] == 4 and LatencyTable.load(out).meta["adapted_from"]["table"] == str(tiny_table)
@@ -159,3 +159,22 @@ def test_adapt_window_on_the_command_line(tiny_table, space_file, tmp_path, caps
     assert main([*base, "--adapt-window", "1", "-o", str(tmp_path / "c.csv"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["passes"] >= 2 and result["scale_uncertainty_pct"] is not None
+
+
+def test_front_like_networks_are_timed_beside_the_spread(tiny_table, space, tmp_path):
+    from latency_tables.adapt import _ranked_candidates, front_like
+    from search_space.cost import count_macs
+
+    source = LatencyTable.load(tiny_table)
+    ranked = _ranked_candidates(source, space, 3)
+    picks = front_like(ranked, source, 3)
+    assert len(picks) == 3
+    # each is the most MACs per predicted ms of its third of the candidates
+    third = ranked[: round(len(ranked) / 3)]
+    efficiency = {id(s): count_macs(s, source.resolution) / source.predict_ms(s) for s in third}
+    assert efficiency[id(picks[0])] == max(efficiency.values())
+    table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, seed=3, device="other", threads=1,
+                        warmup=1, repeats=2, window_s=0, front_networks=3)
+    timed = [ArchSpec.from_dict(n["spec"]) for n in table.meta["calibration_networks"]]
+    assert timed[:3] == adaptation_networks(source, space, 3, seed=3)
+    assert all(p in timed for p in picks) and len(set(timed)) == len(timed) <= 6

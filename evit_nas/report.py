@@ -144,7 +144,8 @@ def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0
     if done is not None and done.meta.get("cpu") == cpu_model():
         print(f"step 1/4, adapt: already done ({path})")
         return path, done
-    print(f"step 1/4, adapt: timing {networks} networks here to adapt {Path(source.path).name} "
+    print(f"step 1/4, adapt: timing {networks} networks here (and up to {networks} like a search's front) "
+          f"to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
     if window_s < 0:
         raise CLIError(f"--adapt-window {window_s:g}: give 0 (one pass) or a positive number of seconds")

@@ -100,9 +100,11 @@ def cmd_predictor_fit(args: argparse.Namespace) -> int:
         by_spec.setdefault(r["spec"], []).append(float(r["miou"]))
     specs = [ArchSpec.from_json(spec) for spec in by_spec]
     miou = [sum(v) / len(v) for v in by_spec.values()]
-    conditions = {json.dumps(training_conditions(r["dataset"], json.loads(r["recipe"])), sort_keys=True) for r in rows}
+    conditions = {json.dumps(training_conditions(r["dataset"], json.loads(r["recipe"])), sort_keys=True)
+                  if r["recipe"] and r["dataset"] else None for r in rows}  # rows of older files record no recipe
     predictor = fit_predictor(specs, miou, source=", ".join(map(str, args.results)),
-                              trained_with=json.loads(conditions.pop()) if len(conditions) == 1 else None)
+                              trained_with=json.loads(conditions.pop()) if len(conditions) == 1 and None not in conditions
+                              else None)
     predictor.save(args.output)
     result = {"predictor": args.output, "networks": predictor.networks, "cv_kendall": predictor.cv_kendall,
               "cv_spearman": predictor.cv_spearman}

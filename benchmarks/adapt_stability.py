@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brief_runs import write_json  # noqa: E402
-from thread_timing import time_alone  # noqa: E402
+from thread_timing import export_files, time_alone  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SOURCE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
@@ -40,16 +40,7 @@ SOURCE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 
 def plain_ms(specs: dict, resolution: tuple[int, int], work: Path, threads: int) -> dict[str, float]:
     """Each network timed alone with a plain default onnxruntime session (exported once)."""
-    from search_space import build_model
-    from search_space.cost.export import export_onnx
-
-    paths = {}
-    for name, spec in specs.items():
-        path = work / f"{name}.onnx"
-        if not path.is_file():
-            export_onnx(build_model(spec).eval(), (1, 3, *resolution), path)
-        paths[name] = path
-    return time_alone(paths, threads, protocol=False, spinning=True)
+    return time_alone(export_files(specs, resolution, work), threads, spinning=True)
 
 
 def judge(table, specs: dict, measured: dict[str, float]) -> dict:
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--window must be >= 0, --adaptations and --networks >= 1")
     import onnxruntime as ort
 
-    from latency_tables.adapt import MAX_WINDOW_S, adapt_table
+    from latency_tables.adapt import adapt_table
     from latency_tables.table import LatencyTable
     from search_space import SearchSpace
     from search_space.records import cpu_model
@@ -106,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.adaptations):
         began = time.monotonic()
         table = adapt_table(source, work / f"adapted{i}.csv", space=space, device="here", threads=threads,
-                            window_s=args.window, max_window_s=max(MAX_WINDOW_S, 2 * args.window),
-                            front_networks=args.front_networks)
+                            window_s=args.window, front_networks=args.front_networks)
         seconds = time.monotonic() - began
         result = judge(table, held, plain_ms(held, source.resolution, work, threads))
         adapted = table.meta["adapted_from"]

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from ablation import PAPER
-from brief_runs import read_rows, write_json
-from camvid_ranking import NUM_CLASSES, RESULTS, TABLE, TABLE_RESOLUTION, make_recipe, recipe_json
+from brief_runs import write_json
+from camvid_ranking import NUM_CLASSES, RESULTS, TABLE, TABLE_RESOLUTION, make_recipe, seed_mious, study_lr
 
 NETWORKS = RESULTS / "camvid_checks_networks.json"
 ABLATION = {"abl_neither": "neither", "abl_multiscale": "multiscale", "abl_attention": "attention", "b0": "both"}
@@ -74,11 +74,8 @@ def prepare(proxy: str, trials: int, seed: int) -> None:
 
 
 def summary(steps: int, lr: float) -> dict:
-    recipe = recipe_json(lr)
-    runs: dict[str, list[float]] = {}
-    for row in read_rows(RESULTS / "camvid_runs.csv"):
-        if row["recipe"] == recipe and int(row["steps"]) == steps and int(row["seed"]) in (0, 1, 2):
-            runs.setdefault(row["network"], []).append(float(row["miou"]))
+    runs = {name: [miou for seed, miou in sorted(by_seed.items()) if seed in (0, 1, 2)]
+            for name, by_seed in seed_mious(RESULTS, "A", lr, steps).items()}
 
     def stats(name: str) -> dict:
         values = runs.get(name, [])
@@ -112,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "prepare":
         prepare(args.proxy, args.trials, args.seed)
         return 0
-    lr = json.loads((RESULTS / "camvid_lr_pilot.json").read_text())["lr"]
-    result = summary(args.steps, lr)
+    result = summary(args.steps, study_lr())
     write_json(RESULTS / "camvid_checks.json", result)
     print(json.dumps({k: v for k, v in result.items() if k != "ablation"}, indent=1))
     for variant, a in result["ablation"].items():

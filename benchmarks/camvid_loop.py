@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brief_runs import read_rows, write_json
-from camvid_ranking import RESULTS, TABLE, network_entry, recipe_json
+from camvid_ranking import RESULTS, TABLE, network_entry, recipe_json, seed_mious, study_lr
 
 WORK = RESULTS / "camvid_loop"
 TABLE_HERE = WORK / "table_adapted.csv"
@@ -91,12 +91,9 @@ def write_networks() -> None:
 
 
 def summary(seeds: list[int], steps: int) -> dict:
-    lr = float(json.loads((RESULTS / "camvid_lr_pilot.json").read_text())["lr"])
+    lr = study_lr()
     recipe = recipe_json(lr)
-    miou: dict[str, dict[int, float]] = {}
-    for row in read_rows(RESULTS / "camvid_runs.csv"):
-        if row["recipe"] == recipe and int(row["steps"]) == steps and int(row["seed"]) in seeds:
-            miou.setdefault(row["network"], {})[int(row["seed"])] = float(row["miou"])
+    miou = seed_mious(RESULTS, "A", lr, steps)
     found = best_network()
     record = found["record"]
     versus = {}

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from brief_runs import read_rows, save_figure, write_json
 
 from latency_tables.validate import kendall, spearman
-from camvid_ranking import make_recipe, recipe_json
+from camvid_ranking import make_recipe, recipe_json, study_lr
 from nas.predictor import DEFAULT_PREDICTOR, cv_predictions, fit_predictor, spec_features, training_conditions
 from nas.proxy import PROXIES, make_proxy
 from search_space import ArchSpec
@@ -53,11 +53,6 @@ def kendall_interval(values: list[float], truth: list[float], draws: int = BOOTS
     v, t = np.asarray(values), np.asarray(truth)
     taus = [kendall(v[i], t[i]) for i in (rng.integers(0, len(t), len(t)) for _ in range(draws))]
     return [round(float(np.nanpercentile(taus, 2.5)), 3), round(float(np.nanpercentile(taus, 97.5)), 3)]
-
-
-def study_lr() -> float:
-    """The learning rate of the study's recipe (its pilot's choice)."""
-    return float(json.loads((RESULTS / "camvid_lr_pilot.json").read_text())["lr"])
 
 
 def ground_truth(steps: int | None, only: list[str] | None = None) -> tuple[int, dict[str, dict], dict[str, tuple[float, float]]]:

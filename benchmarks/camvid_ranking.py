@@ -340,6 +340,11 @@ def summarise(rows: list[dict[str, str]], networks: list[dict[str, Any]], seeds:
     return summary
 
 
+def study_lr(out: Path = RESULTS) -> float:
+    """The learning rate of recipe A (the pilot's choice, in ``out/camvid_lr_pilot.json``)."""
+    return float(json.loads((out / "camvid_lr_pilot.json").read_text())["lr"])
+
+
 def seed_mious(out: Path, recipe_name: str, lr: float, steps: int) -> dict[str, dict[int, float]]:
     """network -> seed -> mIoU (%) of the runs of ``recipe_name`` at ``steps``."""
     recipe = recipe_json(lr, recipe_name)
@@ -423,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--summary compares two seeds; give --seeds A B")
         if not pilot_path.is_file():
             parser.error(f"no {pilot_path} yet: run the study first")
-        lr_a = json.loads(pilot_path.read_text())["lr"]
+        lr_a = study_lr(out)
         seeds = tuple(args.seeds[:2])
         recipe = RECIPES[args.recipe]
         lr = lr_a if recipe["lr"] is None else recipe["lr"]

@@ -45,13 +45,11 @@ PROTOCOLS = ("plain", "plain_nospin", "interleaved", "interleaved_nospin", "inte
 WARMUP, REPEATS = 10, 40
 
 
-def export_networks(resolution: tuple[int, int], count: int, work: Path) -> dict[str, Path]:
-    from search_space import SearchSpace, build_model
+def export_files(specs: dict, resolution: tuple[int, int], work: Path) -> dict[str, Path]:
+    """``work/NAME_HxW.onnx`` for each named network (exported once, kept for a rerun)."""
+    from search_space import build_model
     from search_space.cost.export import export_onnx
-    from search_space.registry import model_spec
 
-    space = SearchSpace.default()
-    specs = {"b0": model_spec("efficientvit_seg_b0")} | {f"random{i}": space.sample(7000 + i) for i in range(count)}
     work.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, spec in specs.items():
@@ -60,6 +58,16 @@ def export_networks(resolution: tuple[int, int], count: int, work: Path) -> dict
             export_onnx(build_model(spec).eval(), (1, 3, *resolution), path)
         paths[name] = path
     return paths
+
+
+def export_networks(resolution: tuple[int, int], count: int, work: Path) -> dict[str, Path]:
+    """B0 and ``count`` random networks of the default space (seeds 7000...)."""
+    from search_space import SearchSpace
+    from search_space.registry import model_spec
+
+    space = SearchSpace.default()
+    specs = {"b0": model_spec("efficientvit_seg_b0")} | {f"random{i}": space.sample(7000 + i) for i in range(count)}
+    return export_files(specs, resolution, work)
 
 
 def session(path: Path, threads: int, protocol: bool, spinning: bool):
@@ -89,10 +97,12 @@ def run_ms(s, feeds) -> float:
     return (time.perf_counter() - began) * 1e3
 
 
-def time_alone(paths: dict[str, Path], threads: int, protocol: bool, spinning: bool) -> dict[str, float]:
+def time_alone(paths: dict[str, Path], threads: int, spinning: bool) -> dict[str, float]:
+    """Each model with a plain default session (``spinning`` as given), one alive at a time:
+    10 warm-up runs, the median of 40."""
     out = {}
     for name, path in paths.items():
-        s, feeds = session(path, threads, protocol, spinning)
+        s, feeds = session(path, threads, False, spinning)
         for _ in range(WARMUP):
             run_ms(s, feeds)
         out[name] = statistics.median(run_ms(s, feeds) for _ in range(REPEATS))
@@ -117,9 +127,9 @@ def time_interleaved(paths: dict[str, Path], threads: int, spinning: bool, warm:
 
 def run_protocol(name: str, paths: dict[str, Path], threads: int) -> dict[str, float]:
     if name == "plain":
-        return time_alone(paths, threads, protocol=False, spinning=True)
+        return time_alone(paths, threads, spinning=True)
     if name == "plain_nospin":
-        return time_alone(paths, threads, protocol=False, spinning=False)
+        return time_alone(paths, threads, spinning=False)
     if name == "interleaved":
         return time_interleaved(paths, threads, spinning=True)
     if name == "interleaved_nospin":

@@ -150,7 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from latency_tables.adapt import DEFAULT_WINDOW_S, MAX_WINDOW_S, adapt_table
+    from latency_tables.adapt import DEFAULT_WINDOW_S, adapt_table
     from latency_tables.table import LatencyTable
 
     source = LatencyTable.load(args.adapt_from)
@@ -180,13 +180,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
           + (f" (more while {args.budget_minutes:g} min last)" if args.budget_minutes else "") + ", "
           f"{args.threads} thread(s)", file=sys.stderr)
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
-    window = DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window
-    if window < 0:
-        raise CLIError(f"--adapt-window {window:g}: give 0 (one pass) or a positive number of seconds")
-    if args.front_networks < 0:
-        raise CLIError(f"--front-networks {args.front_networks}: give 0 or more networks")
     table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
-                        window_s=window, max_window_s=max(MAX_WINDOW_S, 2 * window), front_networks=args.front_networks,
+                        window_s=DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window,
+                        front_networks=args.front_networks,
                         seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
                         repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))

@@ -147,11 +147,9 @@ def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0
     print(f"step 1/4, adapt: timing {networks} networks here (and up to {networks} like a search's front) "
           f"to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
-    if window_s < 0:
-        raise CLIError(f"--adapt-window {window_s:g}: give 0 (one pass) or a positive number of seconds")
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
                         threads=threads, export_progress=Progress("export", "network"), window_s=window_s,
-                        max_window_s=max(2 * window_s, window_s + 1), front_networks=networks)
+                        front_networks=networks)
     cal = table.calibration
     quality = f"leave-one-out MAPE {cal.cv_mape}%" if cal.cv_mape is not None else f"fit MAPE {cal.fit_mape}%"
     uncertainty = table.meta["adapted_from"].get("scale_uncertainty_pct")

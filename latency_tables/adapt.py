@@ -49,7 +49,7 @@ from .remote import SSHTarget
 from .table import FEATURES, LatencyTable, fit_calibration
 from .timing import Timing
 
-__all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "DEFAULT_WINDOW_S", "MAX_WINDOW_S", "SCALE_TOLERANCE_PCT",
+__all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "DEFAULT_WINDOW_S", "SCALE_TOLERANCE_PCT",
            "adaptation_networks", "adapt_table", "combine_passes"]
 
 #: networks timed on the new device by default
@@ -59,11 +59,10 @@ DEFAULT_NETWORKS = 6
 DEFAULT_REPEATS = 10
 #: the random networks the timed ones are picked from (by predicted latency)
 CANDIDATES = 400
-#: seconds of timing the first networks are repeated for, at least (passes of all of them)
+#: seconds of timing the first networks are repeated for, at least (passes of all of them), and
+#: at most twice that while the scale's uncertainty is above SCALE_TOLERANCE_PCT
 DEFAULT_WINDOW_S = 60.0
-#: ... and at most, while the scale's uncertainty is above SCALE_TOLERANCE_PCT
-MAX_WINDOW_S = 120.0
-#: the uncertainty (%) of the table's scale below which the passes stop at DEFAULT_WINDOW_S
+#: the uncertainty (%) of the table's scale below which the passes stop at the window
 SCALE_TOLERANCE_PCT = 1.5
 
 
@@ -159,14 +158,15 @@ def adapt_table(
     log: Callable[[str], None] | None = None,
     other_threads: bool = False,
     window_s: float = DEFAULT_WINDOW_S,
-    max_window_s: float = MAX_WINDOW_S,
+    max_window_s: float | None = None,
     front_networks: int = 0,
 ) -> LatencyTable:
     """Time ``networks`` networks on the new device and write the adapted table to ``output``.
 
     The first ``networks`` are timed in passes until ``window_s`` seconds of timing have
     passed, and on while the scale's uncertainty is above :data:`SCALE_TOLERANCE_PCT`, up to
-    ``max_window_s`` (``window_s=0``: a single pass). See :func:`combine_passes`.
+    ``max_window_s`` (default: twice ``window_s``; ``window_s=0``: a single pass). See
+    :func:`combine_passes`.
 
     ``front_networks`` more networks are timed beside them from the start: networks like
     those a search returns (:func:`front_like`).
@@ -184,7 +184,8 @@ def adapt_table(
 
     Raises:
         ProfileError: another thread count than the source's; a device that cannot time; a
-            budget that is not positive; a window that is negative or above its maximum.
+            budget that is not positive; a window that is negative or above its maximum; a
+            negative number of front networks.
         TableError: the source table does not fit ``space``.
     """
     if threads != int(source.meta["threads"]) and not other_threads:
@@ -193,9 +194,13 @@ def adapt_table(
                            f"{threads} thread(s), or profile this device fully with --threads {threads}")
     if budget_s is not None and budget_s <= 0:
         raise ProfileError(f"--budget-minutes {budget_s / 60:g}: the budget must be positive")
-    if window_s < 0 or max_window_s < window_s:
-        raise ProfileError(f"--adapt-window {window_s:g} s (at most {max_window_s:g} s): give 0 for a single pass, or "
-                           "seconds of timing no longer than the maximum window")
+    if window_s < 0:
+        raise ProfileError(f"--adapt-window {window_s:g}: give 0 (one pass) or a positive number of seconds")
+    max_window_s = 2 * window_s if max_window_s is None else max_window_s
+    if max_window_s < window_s:
+        raise ProfileError(f"a maximum window of {max_window_s:g} s is shorter than the window of {window_s:g} s")
+    if front_networks < 0:
+        raise ProfileError(f"--front-networks {front_networks}: give 0 or more networks")
     output = Path(output)
     started = time.monotonic()
     if source.meta.get("coverage") == "space":
@@ -210,33 +215,38 @@ def adapt_table(
     timed_s = 0.0
     round_specs, count = _spread(ranked, networks), networks
     round_specs += [spec for spec in front_like(ranked, source, front_networks) if spec not in round_specs]
+    def time_round(repetition: int) -> tuple[float, dict[str, dict[str, float]]]:
+        """One pass over this round's networks: (seconds of timing, id -> the agent's numbers,
+        each row with the ref_ms of its chunk)."""
+        nonlocal meta
+        meta, rows, _ = measure_networks(
+            round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
+            timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress,
+            repetition=repetition)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
+        return meta["timing_seconds"], {network_id(spec): rows[network_id(spec)] for spec in round_specs}
+
     while round_specs:
         round_started = time.monotonic()
-        repetition = 0
-        while True:  # the first round: passes until the window is over and the scale is steady (or the maximum)
-            meta, round_results, _ = measure_networks(
-                round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
-                timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress,
-                repetition=repetition)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
-            # each pass keeps its rows (with the ref_ms of their chunks); later rounds add rows to the first pass
-            if rounds:
-                passes[0].update({network_id(spec): round_results[network_id(spec)] for spec in round_specs})
-                break
-            passes.append({network_id(spec): round_results[network_id(spec)] for spec in round_specs})
-            timed_s += meta["timing_seconds"]
-            repetition += 1
-            _, _, scale = combine_passes(passes)
-            uncertain = scale["scale_uncertainty_pct"] is None or scale["scale_uncertainty_pct"] > SCALE_TOLERANCE_PCT
-            if log is not None and window_s > 0:
-                shown = "" if scale["scale_uncertainty_pct"] is None else f", scale ±{scale['scale_uncertainty_pct']:.1f}%"
-                log(f"pass {repetition}: reference {scale['reference_ms_by_pass'][-1]:.2f} ms{shown} after "
-                    f"{timed_s:.0f} s of timing")
-            if timed_s >= max_window_s or (timed_s >= window_s and not uncertain) or window_s == 0:
-                break
+        if rounds:  # a later round of a budget: one pass, its rows join the first pass's
+            passes[0].update(time_round(0)[1])
+        else:  # the first: passes until the window is over and the scale is steady (or the maximum)
+            while True:
+                seconds, rows = time_round(len(passes))
+                passes.append(rows)
+                timed_s += seconds
+                _, _, scale = combine_passes(passes)
+                uncertainty = scale["scale_uncertainty_pct"]
+                if log is not None and window_s > 0:
+                    shown = "" if uncertainty is None else f", scale ±{uncertainty:.1f}%"
+                    log(f"pass {len(passes)}: reference {scale['reference_ms_by_pass'][-1]:.2f} ms{shown} after "
+                        f"{timed_s:.0f} s of timing")
+                steady = uncertainty is not None and uncertainty <= SCALE_TOLERANCE_PCT
+                if window_s == 0 or timed_s >= max_window_s or (timed_s >= window_s and steady):
+                    break
         seconds = time.monotonic() - round_started
         specs += round_specs
         rounds.append({"networks": len(round_specs), "seconds": round(seconds, 1),
-                       **({"passes": repetition} if len(rounds) == 0 else {})})
+                       **({} if rounds else {"passes": len(passes)})})
         if budget_s is None:
             break
         # seconds of this round (export, the reference, start-up included) per ms of predicted latency

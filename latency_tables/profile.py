@@ -159,17 +159,13 @@ def time_models(paths: list, threads: int, warmup: int = 3, repeats: int = 20, m
     one session at a time agrees with it (``benchmarks/thread_timing.py``). The reference
     network timed in every chunk follows the machine's speed instead.
     """
-    if threads > 1:
-        out = []
-        for path in paths:
-            timer = Timer(path, threads)
-            for _ in range(warmup):
-                timer.visit(0.0, record=False)
-            for _ in range(repeats):
-                timer.visit(min_visit_ms / 1e3)
-            out.append(summarise(timer.times))
-            del timer  # its session and threads end before the next model's start
-        return out
+    if threads > 1:  # each model alone: its session and threads end before the next model's start
+        return [summary for path in paths for summary in _time_together([path], threads, warmup, repeats, min_visit_ms)]
+    return _time_together(paths, threads, warmup, repeats, min_visit_ms)
+
+
+def _time_together(paths: list, threads: int, warmup: int, repeats: int, min_visit_ms: float) -> list:
+    """The models of ``paths`` alive together, visited in turn (their sessions end on return)."""
     timers = [Timer(p, threads) for p in paths]
     for _ in range(warmup):
         for timer in timers:

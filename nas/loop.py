@@ -132,7 +132,8 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
     work_dir = Path(work_dir)
     results = work_dir / "results.csv"
     classes = train_set.num_classes
-    prior = _prior_means(start, training_conditions(dataset, recipe.to_dict()), classes)
+    conditions = training_conditions(dataset, recipe.to_dict())
+    prior = _prior_means(start, conditions, classes)
     reference = model_spec(REFERENCE, "cityscapes")
     record: dict[str, Any] = {"budget_ms": budget_ms, "trials": trials, "rounds": rounds, "per_round": per_round,
                               "dataset": dataset, "recipe": recipe.to_dict(), "table": table_path,
@@ -153,7 +154,7 @@ def run_loop(table: LatencyTable, space: SearchSpace, *, budget_ms: float, trial
                 fit_predictor([ArchSpec.from_json(s) for s in data], list(data.values()),
                               source=f"{results}, round {r}" + (f", and {len(prior)} networks of the start predictor"
                                                                 if prior else ""),
-                              trained_with=training_conditions(dataset, recipe.to_dict())).save(predictor_path)
+                              trained_with=conditions).save(predictor_path)
                 why = f"fitted on {len(trained)} network(s) trained by the loop" + (
                     f" and {len(set(prior) - set(trained))} of the start predictor's" if prior else "")
             log(f"round {r}: predictor {predictor_path} ({why})")

@@ -43,6 +43,7 @@ from latency_tables.timing import Timing  # noqa: E402
 from latency_tables.validate import Summary, compare, held_out_networks  # noqa: E402
 from search_space import SearchSpace  # noqa: E402
 from search_space.records import cpu_model, write_atomic  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 
 def judge(table: LatencyTable, networks, results, rescale: bool) -> dict:
@@ -60,7 +61,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="held-out sampling seed (default: 1)")
     parser.add_argument("--full", action="store_true", help="also build a full table here (the time yardstick)")
     parser.add_argument("--device", default="this-machine")
-    parser.add_argument("--threads", type=int, help="threads on this machine (default: the source table's); another "
+    parser.add_argument("--threads", type=parse_threads, help="threads on this machine (default: the source table's); another "
                         "count than the source's measures the transfer between thread counts")
     args = parser.parse_args()
     source = LatencyTable.load(args.source)

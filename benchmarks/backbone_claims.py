@@ -34,6 +34,7 @@ from search_space.cost import count_macs, count_params  # noqa: E402
 from search_space.peers import published  # noqa: E402
 from search_space.records import write_atomic  # noqa: E402
 from search_space.registry import default_resolution, model_spec  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -48,7 +49,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds (default: 3)")
     parser.add_argument("--repeats", type=int, default=20, help="timed visits per network and round (default: 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed visits per network and round (default: 3)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default: 1)")
+    parser.add_argument("--threads", type=parse_threads, default=1, help="onnxruntime threads (default: 1)")
     parser.add_argument("--out", default=str(RESULTS / "backbone_claims.json"))
     args = parser.parse_args()
 

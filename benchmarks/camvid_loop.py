@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from brief_runs import read_rows, write_json
 from camvid_ranking import RESULTS, TABLE, network_entry, recipe_json, seed_mious, study_lr
+from evit_nas.args import parse_threads  # noqa: E402
 
 WORK = RESULTS / "camvid_loop"
 TABLE_HERE = WORK / "table_adapted.csv"
@@ -108,7 +109,10 @@ def summary(seeds: list[int], steps: int) -> dict:
               for r in record["round"]]
     gap = (versus["loop_best"]["mean"] - versus["b0"]["mean"]
            if versus["loop_best"]["mean"] is not None and versus["b0"]["mean"] is not None else None)
+    from latency_tables.table import LatencyTable
+
     report = {"command": "python benchmarks/camvid_loop.py summary", "budget_ms": record["budget_ms"],
+              "cpu": LatencyTable.load(TABLE_HERE).meta.get("cpu"),  # the machine the loop trained on
               "table": str(TABLE_HERE.relative_to(ROOT)), "table_device": record.get("device"),
               "rounds": ROUNDS, "per_round": PER_ROUND, "trials": TRIALS, "steps": steps, "seeds": seeds,
               "prior_networks": record.get("prior_networks"), "loop_rounds": rounds,
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     r = sub.add_parser("run", help="the loop (resumable)")
     r.add_argument("--data", required=True, help="the CamVid folder")
-    r.add_argument("--threads", type=int, default=1, help="torch threads for training (default 1)")
+    r.add_argument("--threads", type=parse_threads, default=1, help="torch threads for training (default 1)")
     sub.add_parser("networks", help="write camvid_loop_networks.json (loop_best) for the 3-seed retraining")
     s = sub.add_parser("summary", help="loop_best vs B0 over the seeds, written to camvid_loop.json")
     s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -32,6 +32,7 @@ from reports.features import FEATURE_RESOLUTIONS, FEATURE_TIMING, feature_networ
 from reports.measured import measured_at_sizes  # noqa: E402
 from search_space.records import read_csv, write_atomic, write_csv  # noqa: E402
 from search_space.registry import list_models  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -44,7 +45,7 @@ def size(text: str) -> tuple[int, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resolutions", nargs="+", type=size, default=list(FEATURE_RESOLUTIONS))
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=parse_threads, default=1)
     parser.add_argument("--trained", type=Path, metavar="DIR", help="a validate output folder (results.csv, checkpoints/)")
     args = parser.parse_args()
     pairs, sizes = feature_networks(args.resolutions, list_models())

@@ -38,6 +38,7 @@ from latency_tables.timing import Timing  # noqa: E402
 from latency_tables.validate import compare, held_out_networks  # noqa: E402
 from search_space import SearchSpace  # noqa: E402
 from search_space.records import cpu_model, write_atomic  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 
 def rounded(summary) -> dict:
@@ -50,7 +51,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=40, help="random held-out networks for the full table")
     parser.add_argument("--blocks-from-networks", type=int, default=12, help="networks of the --blocks-from table")
     parser.add_argument("--seed", type=int, default=1, help="held-out sampling seed (default: 1)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=parse_threads, default=1)
     args = parser.parse_args()
     space = SearchSpace.default()
     report: dict = {"cpu": cpu_model(), "threads": args.threads, "samples": args.samples, "seed": args.seed,

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brief_runs import write_json  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--network", default="efficientvit_seg_b0")
     parser.add_argument("--resolution", default="256x512", help="input HxW (default 256x512)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=parse_threads, default=1)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument("--runs", type=int, default=10, help="runs per sample, their median is the sample")

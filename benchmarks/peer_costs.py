@@ -51,6 +51,7 @@ from search_space import cost
 from search_space.peers import PEERS, build_peer, published
 from search_space.records import write_atomic, write_csv
 from search_space.registry import model_entry
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CLASSES = {"cityscapes": 19, "ade20k": 150}
@@ -100,7 +101,7 @@ def measure(row: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=PEERS, default=list(PEERS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: leaves a core free)")
+    parser.add_argument("--threads", type=parse_threads, default=1, help="torch threads (default 1: leaves a core free)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -56,6 +56,7 @@ from search_space.peers import published  # noqa: E402
 from search_space.records import cpu_model, session_options, write_atomic, write_csv  # noqa: E402
 from search_space.registry import model_spec  # noqa: E402
 from search_space.spec import DATASETS  # noqa: E402
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 FIDELITY_NETWORKS = ("efficientvit_seg_b0", "efficientvit_seg_b1", "efficientvit_seg_b2", "efficientvit_seg_b3",
@@ -141,7 +142,7 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
     parser.add_argument("--rounds", type=int, default=20, help="timed rounds (default: 20)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs per network first (default: 2)")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default: 1)")
+    parser.add_argument("--threads", type=parse_threads, default=1, help="onnxruntime intra-op threads (default: 1)")
     parser.add_argument("--calib-images", type=int, default=2,
                         help="int8 calibration images for the timed models (default: 2; latency does not depend on them)")
     parser.add_argument("--fidelity-size", type=lambda t: tuple(int(v) for v in t.split("x")), default=(256, 512))

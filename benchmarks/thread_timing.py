@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from brief_runs import write_json  # noqa: E402  (benchmarks/ is on the path when run as a script)
+from evit_nas.args import parse_threads  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 PROTOCOLS = ("plain", "plain_nospin", "interleaved", "interleaved_nospin", "interleaved_warm", "agent")
@@ -145,7 +146,7 @@ def run_protocol(name: str, paths: dict[str, Path], threads: int) -> dict[str, f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
+    parser.add_argument("--threads", type=parse_threads, default=2, help="intra-op threads (default 2)")
     parser.add_argument("--resolution", default="128x256", help="network input HxW (default 128x256)")
     parser.add_argument("--random", type=int, default=5, help="random networks besides B0 (default 5)")
     parser.add_argument("--out", default=str(RESULTS / "thread_timing.json"))

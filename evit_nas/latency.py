@@ -38,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "source table's)")
     add_timing(p, repeats=None, repeats_help=f"{DEFAULT_REPEATS}; with --adapt-from {DEFAULT_ADAPT_REPEATS}")
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
-    p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device, same resolution) "
-                   "to this device by timing a few whole networks here (or on --remote), instead of every block")
+    p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device) to this device by "
+                   "timing a few whole networks here (or on --remote), instead of every block; with --resolution, to "
+                   "that input size too (default: the source's)")
     p.add_argument("--networks", type=int, default=DEFAULT_ADAPT_NETWORKS,
                    help=f"with --adapt-from: networks timed (default: {DEFAULT_ADAPT_NETWORKS}); with --budget-minutes, "
                    "the first round")
@@ -154,10 +155,6 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from latency_tables.table import LatencyTable
 
     source = LatencyTable.load(args.adapt_from)
-    if args.resolution is not None and tuple(args.resolution) != source.resolution:
-        h, w = source.resolution
-        raise CLIError(f"{args.adapt_from} is a table at {h}x{w}; adapt it at that resolution (drop --resolution), "
-                       f"or adapt a table measured at {args.resolution[0]}x{args.resolution[1]}")
     if args.blocks_from or args.import_results or args.export_only:
         raise CLIError("--adapt-from times whole networks only: it does not combine with --blocks-from, --import "
                        "or --export-only")
@@ -165,7 +162,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"--budget-minutes {args.budget_minutes:g}: give a positive number of minutes")
     source.check(precision=args.precision)  # the adapted table keeps the source's precision
     args.precision = source.precision
-    args.resolution = source.resolution
+    args.resolution = source.resolution if args.resolution is None else tuple(args.resolution)
     args.threads = int(source.meta["threads"]) if args.threads is None else args.threads
     args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats
     output = _table_path(args)
@@ -176,13 +173,14 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
         check_remote(remote)
     print(f"adapting {args.adapt_from} ({source.meta.get('cpu')}) to {args.remote or 'this machine'}: timing "
-          f"{args.networks} networks end to end at {source.resolution[0]}x{source.resolution[1]}"
+          f"{args.networks} networks" + (f" and {args.front_networks} like a search's front" if args.front_networks else "")
+          + f" end to end at {args.resolution[0]}x{args.resolution[1]}"
           + (f" (more while {args.budget_minutes:g} min last)" if args.budget_minutes else "") + ", "
           f"{args.threads} thread(s)", file=sys.stderr)
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
     table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
                         window_s=DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window,
-                        front_networks=args.front_networks,
+                        front_networks=args.front_networks, resolution=args.resolution,
                         seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
                         repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))

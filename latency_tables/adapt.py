@@ -26,6 +26,14 @@ learnt from a few networks timed end to end. So ``evit-nas profile --adapt-from 
    (latencies of the source device: the calibration maps them to the new one), and
    ``adapted_from`` (the source table, what was measured, the fit's quality).
 
+Another resolution. ``resolution`` (``--adapt-from SOURCE --resolution HxW``) adapts a
+table to another input size the same way: the networks are timed at the new size, and the
+source's rows are carried over to the new size's blocks (each block's feature map scaled
+by the resolution ratio), still holding the source's latencies. The calibration then maps
+a block's latency at the source size on the source device to its network's latency at the
+new size on the new one: per-kind scales take the growth in pixels, the per-block term the
+overhead that does not grow with it.
+
 The adapted table predicts, searches and validates like any table; it cannot be extended
 with more blocks (its rows belong to another device), only adapted again or replaced by a
 full profile.
@@ -33,6 +41,7 @@ full profile.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -41,16 +50,16 @@ from typing import Callable
 import numpy as np
 
 from search_space.space import SearchSpace
-from search_space.spec import ArchSpec
+from search_space.spec import ArchSpec, check_resolution
 
 from .build import measure_networks, new_table_meta, speed_factor, typical_reference_ms
 from .bundle import ProfileError, network_id
 from .remote import SSHTarget
-from .table import FEATURES, LatencyTable, fit_calibration
+from .table import FEATURES, LatencyTable, TableError, fit_calibration
 from .timing import Timing
 
 __all__ = ["DEFAULT_NETWORKS", "DEFAULT_REPEATS", "DEFAULT_WINDOW_S", "SCALE_TOLERANCE_PCT",
-           "adaptation_networks", "adapt_table", "combine_passes"]
+           "adaptation_networks", "adapt_table", "combine_passes", "at_resolution"]
 
 #: networks timed on the new device by default
 DEFAULT_NETWORKS = 6
@@ -94,6 +103,35 @@ def combine_passes(passes: list[dict[str, dict[str, float]]]) -> tuple[float, di
         uncertainty = round(100 * 1.2533 * sigma / np.sqrt(len(per_pass)) / reference_ms, 2)
     return reference_ms, out, {"reference_ms_by_pass": [round(ms, 4) for ms in per_pass],
                                "scale_uncertainty_pct": uncertainty}
+
+
+def at_resolution(source: LatencyTable, resolution: tuple[int, int], space: SearchSpace) -> LatencyTable:
+    """``source`` carried over to another input size: each row moves to the block of the same
+    network position at ``resolution`` (its feature map scaled by the resolution ratio) and
+    keeps the source's latency; the calibration's per-MB term is divided by the growth in
+    input size, so the carried table predicts exactly what the source did. The source itself
+    when the size is its own.
+
+    Raises:
+        TableError: a table of the whole space that does not hold every block of ``space`` at
+            ``resolution`` once carried over.
+    """
+    resolution = check_resolution(resolution)
+    (sh, sw), (h, w) = source.resolution, resolution
+    if (h, w) == (sh, sw):
+        return source
+    rows = {dataclasses.replace(key, height=key.height * h // sh, width=key.width * w // sw): stats
+            for key, stats in source.rows.items()}
+    if source.meta.get("coverage") == "space":
+        missing = [key for key in space.unique_blocks(resolution) if key not in rows]
+        if missing:
+            raise TableError(f"{source.path} at {sh}x{sw} does not carry over to {h}x{w}: {len(missing)} block(s) of "
+                             f"the space, e.g. {missing[0].describe()}, have no counterpart; adapt to a multiple of "
+                             f"{sh}x{sw}, or profile {h}x{w} fully (evit-nas profile --resolution {h}x{w})")
+    coefficients = dict(source.calibration.coefficients)
+    coefficients["per_input_mb_ms"] /= h * w / (sh * sw)
+    calibration = dataclasses.replace(source.calibration, coefficients=coefficients)
+    return LatencyTable({**source.meta, "resolution": [h, w]}, rows, calibration, path=source.path)
 
 
 def _ranked_candidates(source: LatencyTable, space: SearchSpace, seed: int) -> list[ArchSpec]:
@@ -160,6 +198,7 @@ def adapt_table(
     window_s: float = DEFAULT_WINDOW_S,
     max_window_s: float | None = None,
     front_networks: int = 0,
+    resolution: tuple[int, int] | None = None,
 ) -> LatencyTable:
     """Time ``networks`` networks on the new device and write the adapted table to ``output``.
 
@@ -170,6 +209,9 @@ def adapt_table(
 
     ``front_networks`` more networks are timed beside them from the start: networks like
     those a search returns (:func:`front_like`).
+
+    ``resolution`` (default: the source's): the input size of the new table; the networks
+    are timed at it and the source's rows carried over to it (:func:`at_resolution`).
 
     With ``budget_s``, more networks are timed while the budget lasts, in rounds that fill
     the gaps of the spread (6, then up to 5 more, then up to 10 more, ...). A round's cost is
@@ -186,7 +228,7 @@ def adapt_table(
         ProfileError: another thread count than the source's; a device that cannot time; a
             budget that is not positive; a window that is negative or above its maximum; a
             negative number of front networks.
-        TableError: the source table does not fit ``space``.
+        TableError: the source table does not fit ``space``, or does not carry over to ``resolution``.
     """
     if threads != int(source.meta["threads"]) and not other_threads:
         raise ProfileError(f"{source.path} was measured with {source.meta['threads']} thread(s), not {threads}; a table "
@@ -205,6 +247,7 @@ def adapt_table(
     started = time.monotonic()
     if source.meta.get("coverage") == "space":
         source.check(space_fingerprint=space.fingerprint())
+    original, source = source, at_resolution(source, resolution or source.resolution, space)
     ranked = _ranked_candidates(source, space, seed)
     work = output.with_name(output.name + ".work")
     specs: list[ArchSpec] = []
@@ -221,7 +264,8 @@ def adapt_table(
         nonlocal meta
         meta, rows, _ = measure_networks(
             round_specs, source.resolution, work_dir=work / f"round{len(rounds) + 1}", device=device,
-            timing=Timing(warmup, repeats, threads, source.precision, remote), export_progress=export_progress,
+            timing=Timing(warmup, repeats, threads, source.precision, remote),
+            export_progress=export_progress if repetition == 0 else None,  # later passes reuse the export
             repetition=repetition)  # int8 networks calibrated on unit-normal inputs: their latency does not depend on it
         return meta["timing_seconds"], {network_id(spec): rows[network_id(spec)] for spec in round_specs}
 
@@ -267,8 +311,9 @@ def adapt_table(
     table_meta.update({
         "adapted_from": {
             "table": str(source.path),
-            **{k: source.meta.get(k) for k in ("device", "cpu", "arch", "onnxruntime", "threads", "date")},
-            "reference_ms": source.meta["reference"]["median_ms"],
+            **{k: original.meta.get(k) for k in ("device", "cpu", "arch", "onnxruntime", "threads", "resolution",
+                                                 "date")},
+            "reference_ms": original.meta["reference"]["median_ms"],
             "prior": {name: prior[name] for name in FEATURES},
             "networks_timed": len(specs),
             "budget_seconds": budget_s,
@@ -276,7 +321,8 @@ def adapt_table(
             "window_s": window_s,
             "timing_seconds": round(timed_s, 1),
             **scale,
-            "rows": "block latencies of the source device; the calibration maps them to this one",
+            "rows": "block latencies of the source device" + ("" if source is original else " at its resolution")
+                    + "; the calibration maps them to this one",
         },
         "calibration_networks": [{"spec": spec.to_dict(), "median_ms": round(ms, 6),
                                   "raw_median_ms": round(combined[network_id(spec)][1], 6)}

@@ -10,8 +10,9 @@ The design was chosen by measurement on NAS-Bench-MR's 2,507 fully trained segme
 networks (``benchmarks/nbmr_objectives.py``): an ensemble of gradient-boosted trees (LightGBM)
 on an architecture encoding plus params and MACs ranked held-out networks better than a ridge
 regression and than every single zero-cost proxy, from 20 labelled networks up. The members
-of the ensemble differ by their row and column subsamples; their spread is the uncertainty of
-a prediction, which the loop uses to pick networks worth training.
+of the ensemble differ by their row and column subsamples; their spread, scaled so that it
+matches the errors of cross-validated predictions, is the uncertainty of a prediction, which
+the loop uses to pick networks worth training.
 
 The predictor is a plain JSON record: feature names, the LightGBM models as text, how many
 networks it was fitted on, and its cross-validated Kendall tau and Spearman rho (each network
@@ -38,7 +39,7 @@ from search_space.records import write_atomic
 
 __all__ = ["FEATURES", "FEATURE_CLASSES", "DEFAULT_PREDICTOR", "BOOSTER_PARAMS", "MEMBERS", "CV_FOLDS",
            "ALPHAS", "PredictorError", "Ensemble", "Predictor", "spec_features", "fit_ensemble", "cv_predictions",
-           "fit_predictor", "load_predictor", "training_conditions"]
+           "fit_predictor", "load_predictor", "training_conditions", "uncertainty_scale"]
 
 #: the predictor fitted on the CamVid study, shipped with the package
 DEFAULT_PREDICTOR = Path(__file__).with_name("camvid_predictor.json")
@@ -154,6 +155,9 @@ class Predictor:
     training: tuple[dict, ...] = ()
     #: what their mIoU was measured with (:func:`training_conditions`); None if unknown or mixed
     trained_with: dict | None = None
+    #: the members' spread times this is the uncertainty (:func:`uncertainty_scale`); 1 in
+    #: predictors fitted before it was recorded
+    uncertainty_scale: float = 1.0
 
     @functools.cached_property
     def ensemble(self) -> Ensemble:
@@ -163,8 +167,10 @@ class Predictor:
         return float(self.predict([spec])[0][0])
 
     def predict(self, specs: Sequence[ArchSpec]) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted mIoU and its uncertainty (the ensemble's standard deviation), per network."""
-        return self.ensemble.predict(np.array([spec_features(s) for s in specs]))
+        """Predicted mIoU and its uncertainty (the ensemble's standard deviation times
+        ``uncertainty_scale``: mIoU points, about one standard error), per network."""
+        mean, spread = self.ensemble.predict(np.array([spec_features(s) for s in specs]))
+        return mean, spread * self.uncertainty_scale
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -173,15 +179,28 @@ class Predictor:
         write_atomic(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
 
-def cv_predictions(x: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, seed: int = 0) -> np.ndarray:
+def cv_predictions(x: np.ndarray, y: np.ndarray, folds: int = CV_FOLDS, seed: int = 0,
+                   spread: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Each network predicted by an ensemble fitted without it: leave-one-out up to ``folds``
-    networks, else ``folds`` folds drawn at random (seeded)."""
+    networks, else ``folds`` folds drawn at random (seeded). With ``spread``, also the
+    members' spread at each held-out network: (means, spreads)."""
     order = np.random.default_rng(seed).permutation(len(y))
-    out = np.empty(len(y))
+    out, std = np.empty(len(y)), np.empty(len(y))
     for part in np.array_split(order, min(folds, len(y))):
         keep = np.setdiff1d(order, part)
-        out[part] = fit_ensemble(x[keep], y[keep], seed=seed).predict(x[part])[0]
-    return out
+        out[part], std[part] = fit_ensemble(x[keep], y[keep], seed=seed).predict(x[part])
+    return (out, std) if spread else out
+
+
+def uncertainty_scale(y: np.ndarray, held_out: np.ndarray, spread: np.ndarray) -> float:
+    """What the members' spread must be multiplied by to match the errors of held-out
+    predictions: root-mean-square error over root-mean-square spread. The members differ
+    only by their subsamples, so their raw spread is far smaller than the real error (on the
+    CamVid study, 0.1-0.3 mIoU points against errors of 2-3): unscaled, an upper confidence
+    bound barely differs from the mean. 1 when the spread is zero everywhere."""
+    rms_spread = float(np.sqrt(np.mean(np.square(spread))))
+    rms_error = float(np.sqrt(np.mean(np.square(np.asarray(y) - held_out))))
+    return rms_error / rms_spread if rms_spread > 0 else 1.0
 
 
 def training_conditions(dataset: str, recipe: dict) -> dict:
@@ -209,12 +228,13 @@ def fit_predictor(specs: Sequence[ArchSpec], miou: Sequence[float], source: str 
                              "validate more networks (evit-nas validate NETWORK ... --dataset ...)")
     x = np.array([spec_features(s) for s in specs])
     y = np.asarray(miou, dtype=float)
-    held_out = cv_predictions(x, y)
+    held_out, spread = cv_predictions(x, y, spread=True)
     ensemble = fit_ensemble(x, y)
     return Predictor(FEATURES, ensemble.base_columns, ensemble.base_coef, ensemble.intercept, ensemble.boosters, len(y),
                      round(kendall(held_out, y), 3),
                      round(spearman(held_out, y), 3), source,
-                     tuple({"spec": s.to_dict(), "miou": round(float(m), 4)} for s, m in zip(specs, y)), trained_with)
+                     tuple({"spec": s.to_dict(), "miou": round(float(m), 4)} for s, m in zip(specs, y)), trained_with,
+                     round(uncertainty_scale(y, held_out, spread), 4))
 
 
 def load_predictor(path: str | Path = DEFAULT_PREDICTOR) -> Predictor:

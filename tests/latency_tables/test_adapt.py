@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evit_nas.main import main
-from latency_tables.adapt import adapt_table, adaptation_networks
+from latency_tables.adapt import adapt_table, adaptation_networks, at_resolution
 from latency_tables.build import plan_profile, profile_table
 from latency_tables.table import LatencyTable, TableError
 from search_space import ArchSpec
@@ -60,8 +60,36 @@ def test_profile_adapt_from_on_the_command_line(tiny_table, space_file, tmp_path
     before = out.read_text()
     assert main(argv) == 2 and "exists; choose another -o path or pass --force" in capsys.readouterr().err
     assert out.read_text() == before
-    assert main(["profile", "--adapt-from", str(tiny_table), "--resolution", "128x256", "-o", str(tmp_path / "x.csv")]) == 2
-    assert "is a table at 64x128; adapt it at that resolution" in capsys.readouterr().err
+
+
+def test_a_table_carried_to_another_resolution_predicts_what_the_source_did(tiny_table, space):
+    source = LatencyTable.load(tiny_table)
+    carried = at_resolution(source, (128, 256), space)
+    assert carried.resolution == (128, 256) and len(carried.rows) == len(source.rows)
+    for seed in range(5):
+        spec = space.sample(seed)
+        assert carried.predict_ms(spec) == pytest.approx(source.predict_ms(spec), rel=1e-9)
+    assert at_resolution(source, source.resolution, space) is source
+    assert at_resolution(source, (96, 128), space).resolution == (96, 128)  # any multiple of 32 carries over
+    damaged = LatencyTable(source.meta, dict(list(source.rows.items())[1:]), source.calibration, source.path)
+    with pytest.raises(TableError, match="does not carry over to 128x256: 1 block"):
+        at_resolution(damaged, (128, 256), space)
+
+
+def test_a_table_is_adapted_to_another_resolution_from_networks_timed_there(tiny_table, space_file, tmp_path, capsys):
+    out = tmp_path / "r.csv"
+    assert main(["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "5",
+                 "--resolution", "128x256", "--warmup", "1", "--repeats", "2", "--adapt-window", "0",
+                 "--front-networks", "0", "-o", str(out), "--json"]) == 0
+    table = LatencyTable.load(out)
+    assert table.resolution == (128, 256) and table.meta["adapted_from"]["resolution"] == [64, 128]
+    timed = table.meta["calibration_networks"]
+    assert len(timed) == 5
+    # the fit is on networks timed at the new size: its predictions of them are near what was timed
+    errors = [abs(table.predict_ms(ArchSpec.from_dict(n["spec"])) / n["median_ms"] - 1) for n in timed]
+    assert sorted(errors)[len(errors) // 2] < 0.25
+    with pytest.raises(TableError, match="not 64x128"):
+        table.predict_ms(ArchSpec.from_dict(timed[0]["spec"]), resolution=(64, 128))
 
 
 def test_an_uncalibrated_or_foreign_table_is_announced(adapted):

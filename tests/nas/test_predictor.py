@@ -77,3 +77,20 @@ def test_uncertainty_is_larger_on_networks_it_was_not_fitted_on(networks):
     mean_unseen, std_unseen = predictor.predict(unseen)
     assert mean_unseen.shape == std_unseen.shape == (len(unseen),)
     assert (std_unseen >= 0).all() and std_unseen.mean() > std_seen.mean()
+
+
+def test_the_uncertainty_is_scaled_to_the_errors_of_held_out_predictions(networks):
+    import random
+
+    import numpy as np
+
+    rng = random.Random(1)
+    # a trend plus noise of 2 mIoU points: what the predictor cannot know, its uncertainty must say
+    miou = [30 + 4 * spec_features(s)[0] + rng.gauss(0, 2) for s in networks]
+    predictor = fit_predictor(networks, miou)
+    assert predictor.uncertainty_scale > 1  # the members' raw spread under-states the error
+    unseen = [s for s in (SearchSpace.default().sample(i) for i in range(200, 240)) if s not in networks]
+    measured = np.array([30 + 4 * spec_features(s)[0] + rng.gauss(0, 2) for s in unseen])  # as training would give
+    mean, std = predictor.predict(unseen)
+    error = float(np.sqrt(np.mean((mean - measured) ** 2)))
+    assert 0.5 * error < float(np.mean(std)) < 2 * error  # the same order as the real error, not a tenth of it

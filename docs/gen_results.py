@@ -363,6 +363,31 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
             ]
 
 
+def sec_block_ratio(r: Renderer) -> list[str]:
+    s = r.src("block_ratio_study.json")
+    kinds = [[k, s.n("ratio_by_kind", k, "blocks", f="d"), s.n("ratio_by_kind", k, "median", f=".2f"),
+              s.n("ratio_by_kind", k, "p10", f=".2f") + " to " + s.n("ratio_by_kind", k, "p90", f=".2f")]
+             for k in s.get("ratio_by_kind")]
+    labels = {"full": "full table of this machine (the ceiling)", "adapted": "`--adapt-from` as it is",
+              "blocks": "adapted, with the blocks of its networks timed here"}
+    rows = [[labels[m], s.n("methods", m, "bias_pct", f="+.1f") + "%", pct(s, "methods", m, "within_10_pct"),
+             s.n("methods", m, "mape_pct", f=".1f") + "%", s.n("methods", m, "worst_pct", f="+.1f") + "%"]
+            for m in s.get("methods")]
+    return ["An offline study of the next step for `--adapt-from`: how each block's latency here compares with the "
+            "shipped table's (this machine's full table over the source's rows), by kind:", "",
+            *table(["kind", "blocks", "ratio here / source, median", "p10 to p90"], kinds),
+            f"Timing the {s.n('measured_blocks', f='d')} blocks of the {s.n('adaptation_networks', f='d')} "
+            f"adaptation networks here and learning each block's ratio from them (a ridge regression on kind, "
+            f"latency at the source and input size) predicts the other {s.n('unseen_blocks', f='d')} blocks' ratios "
+            f"with MAPE {s.n('ratio_mape_pct', f='.1f')}% ({s.n('one_ratio_mape_pct', f='.1f')}% for one ratio for "
+            f"all). Predicting the {s.n('held_out', f='d')} held-out networks of the runs above, judged against the "
+            "median of all their plain-loop timings (the adaptation networks' latencies read from the full table, "
+            "in place of timings):", "",
+            *table(["table", "mean bias", f"within {r.lit('±10%')}", "MAPE", "worst"], rows),
+            "Not yet in the product: the next step is `--adapt-from` timing those blocks too, measured the same "
+            "way as the rows above."]
+
+
 def sec_adapt_resolution(r: Renderer) -> list[str]:
     runs = [(r.src(f"adapt_stability_w60_f6_{res}.json"), res) for res in ("512x1024",)]
     first = runs[0][0]
@@ -892,6 +917,8 @@ SECTIONS: list[Section] = [
     Section("results/latency.md", "Adaptation judged afterwards by a plain loop",
             ["machine_drift.json", "adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json"],
             sec_adapt_stability),
+    Section("results/latency.md", "Timing a few blocks too: an offline study", ["block_ratio_study.json"],
+            sec_block_ratio),
     Section("results/latency.md", "Adapting to another input size",
             ["adapt_stability_w60_f6_512x1024.json"], sec_adapt_resolution),
     Section("results/latency.md", "Several threads", ["thread_timing_t2.json", "thread_tables_t2.json"], sec_threads),

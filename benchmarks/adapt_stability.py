@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=300, help="search trials per budget (default 300)")
     parser.add_argument("--resolution", type=parse_resolution, metavar="HxW",
                         help="adapt to this input size (default: the source's) and judge there")
+    parser.add_argument("--adapt-blocks", action="store_true",
+                        help="also time the timed networks' blocks and correct every row (profile --adapt-blocks)")
     parser.add_argument("--rederive", metavar="JSON", help="only recompute the derived fields (judge_drift) of an "
                         "existing results file from its own timings")
     parser.add_argument("--out", help="results JSON (default: results/adapt_stability_w<WINDOW>[_fN][_HxW].json)")
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.adaptations):
         began = time.monotonic()
         table = adapt_table(source, work / f"adapted{i}.csv", space=space, device="here", threads=threads,
-                            window_s=args.window, front_networks=args.front_networks, resolution=resolution)
+                            window_s=args.window, front_networks=args.front_networks, resolution=resolution,
+                            time_blocks=args.adapt_blocks)
         seconds = time.monotonic() - began
         result = judge(table, held, plain_ms(held, resolution, work, threads))
         adapted = table.meta["adapted_from"]
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
               "cpu": cpu_model(), "onnxruntime": ort.__version__, "threads": threads,
               "resolution": list(resolution), "source_resolution": list(source.resolution), "source": str(args.source.relative_to(ROOT))
               if args.source.is_relative_to(ROOT) else str(args.source), "window_s": args.window,
-              "front_networks": args.front_networks, "held_out": args.networks, "adaptations": runs,
+              "front_networks": args.front_networks, "adapt_blocks": args.adapt_blocks, "held_out": args.networks, "adaptations": runs,
               "bias_spread_points": round(max(biases) - min(biases), 2),
               "min_within_10_pct": min(r["within_10_pct"] for r in runs), "judge_drift": judge_drift(runs)}
     print(f"\n{cpu_model()}, onnxruntime {ort.__version__}, {threads} thread(s), window {args.window:g} s: biases "
@@ -172,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%", flush=True)
     out = Path(args.out) if args.out else RESULTS / (f"adapt_stability_w{args.window:g}"
                                                      + (f"_f{args.front_networks}" if args.front_networks else "")
+                                                     + ("_blocks" if args.adapt_blocks else "")
                                                      + ("" if resolution == source.resolution
                                                         else "_{}x{}".format(*resolution)) + ".json")
     write_json(out, report)

@@ -341,7 +341,8 @@ def stability_headers(r: Renderer) -> list[str]:
 def sec_adapt_stability(r: Renderer) -> list[str]:
     drift = r.src("machine_drift.json")
     runs = [(r.src("adapt_stability_w0.json"), "one pass"), (r.src("adapt_stability_w60.json"), "repeated passes"),
-            (r.src("adapt_stability_w60_f6.json"), "repeated passes and front-like networks")]
+            (r.src("adapt_stability_w60_f6.json"), "repeated passes and front-like networks"),
+            (r.src("adapt_stability_w60_f6_blocks.json"), "the same, and their blocks timed (`--adapt-blocks`)")]
     first = runs[0][0]
     return [f"`--adapt-from` as a user meets it: the shipped {first.t('source')} table adapted to this machine several "
             f"times in a row, each adaptation judged right afterwards on {first.n('held_out', f='d')} random networks it "
@@ -358,8 +359,10 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
             f"windows of {drift.n('window_s', f='g')} s, as long as the single-pass adaptation, from "
             f"{drift.n('window_pct', 'min', f='+.1f')}% to {drift.n('window_pct', 'max', f='+.1f')}%.", "",
             "Repeated passes steady the scale (the spread of the biases); front-like networks bring the bias near "
-            "zero and the fronts much closer. The remaining misses are per network, larger on large networks: the "
-            "source CPU's block costs differ from this one's in ways a few whole networks cannot correct.",
+            "zero and the fronts much closer. What remains without `--adapt-blocks` is per network, larger on large "
+            "networks: the source CPU's block costs differ from this one's in ways a few whole networks cannot "
+            "correct. Timing the blocks of the timed networks too, and correcting every row by its block's learnt "
+            "ratio (below), addresses exactly that.",
             ]
 
 
@@ -384,8 +387,7 @@ def sec_block_ratio(r: Renderer) -> list[str]:
             "median of all their plain-loop timings (the adaptation networks' latencies read from the full table, "
             "in place of timings):", "",
             *table(["table", "mean bias", f"within {r.lit('±10%')}", "MAPE", "worst"], rows),
-            "Not yet in the product: the next step is `--adapt-from` timing those blocks too, measured the same "
-            "way as the rows above."]
+            "This is what `--adapt-blocks` does; its measurement end to end is the last row of the table above."]
 
 
 def sec_adapt_resolution(r: Renderer) -> list[str]:
@@ -915,7 +917,8 @@ SECTIONS: list[Section] = [
             ["adapt_accuracy_x86_64_xeon_2core_256x512_t1_to_amd_epyc_t1.json"], sec_adapt,
             images=["adapt_accuracy_x86_64_xeon_2core_256x512_t1_to_amd_epyc_t1.png"]),
     Section("results/latency.md", "Adaptation judged afterwards by a plain loop",
-            ["machine_drift.json", "adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json"],
+            ["machine_drift.json", "adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json",
+             "adapt_stability_w60_f6_blocks.json"],
             sec_adapt_stability),
     Section("results/latency.md", "Timing a few blocks too: an offline study", ["block_ratio_study.json"],
             sec_block_ratio),

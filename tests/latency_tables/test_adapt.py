@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evit_nas.main import main
-from latency_tables.adapt import adapt_table, adaptation_networks, at_resolution
+from latency_tables.adapt import adapt_table, adaptation_networks, at_resolution, block_ratio_rows
 from latency_tables.build import plan_profile, profile_table
 from latency_tables.table import LatencyTable, TableError
 from search_space import ArchSpec
@@ -206,3 +206,30 @@ def test_front_like_networks_are_timed_beside_the_spread(tiny_table, space, tmp_
     timed = [ArchSpec.from_dict(n["spec"]) for n in table.meta["calibration_networks"]]
     assert timed[:3] == adaptation_networks(source, space, 3, seed=3)
     assert all(p in timed for p in picks) and len(set(timed)) == len(timed) <= 6
+
+
+def test_the_blocks_of_the_timed_networks_correct_every_row(tiny_table, space_file, tmp_path, capsys):
+    source = LatencyTable.load(tiny_table)
+    out = tmp_path / "blocks.csv"
+    assert main(["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
+                 "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "--front-networks", "0", "--adapt-blocks",
+                 "-o", str(out), "--json"]) == 0
+    table = LatencyTable.load(out)
+    timed = table.meta["adapted_from"]["blocks_timed"]
+    assert 0 < timed < len(source.rows) and set(table.rows) == set(source.rows)
+    changed = [key for key in source.rows if table.rows[key]["median_ms"] != source.rows[key]["median_ms"]]
+    assert len(changed) > timed  # the timed blocks take their own latency, every other row its predicted ratio
+    assert "corrected block by block" in table.meta["adapted_from"]["rows"]
+    assert main(["profile", "--resolution", "64x128", "--adapt-blocks", "-o", str(tmp_path / "x.csv")]) == 2
+    assert "--adapt-blocks goes with --adapt-from" in capsys.readouterr().err
+
+
+def test_block_ratios_are_learnt_from_the_timed_blocks(tiny_table):
+    source = LatencyTable.load(tiny_table)
+    keys = sorted(source.rows)[:12]
+    here = {key: {**source.rows[key], "median_ms": 2 * source.rows[key]["median_ms"]} for key in keys}
+    rows = block_ratio_rows(source, here)
+    assert all(rows[key]["median_ms"] == here[key]["median_ms"] for key in keys)
+    others = [key for key in source.rows if key not in here]
+    ratios = [rows[key]["median_ms"] / source.rows[key]["median_ms"] for key in others]
+    assert all(abs(r - 2) < 0.05 for r in ratios)  # every timed block twice as slow: so is every other

@@ -16,10 +16,10 @@ networks and prints the mean bias, the share within ±10% and MAPE against that 
 - ``adapted``: the source's rows with a calibration fitted on the adaptation's networks,
   as ``--adapt-from`` does (their latencies read from the full local table, which predicts
   whole networks within about 2% here, in place of timings);
-- ``blocks``: the same, after the source's rows are multiplied by each block's ratio,
-  measured for the adaptation networks' blocks (their local latency) and predicted for the
-  rest by a ridge regression of the log ratio on the block's kind, log latency at the source
-  and log input size, fitted on the measured ones.
+- ``blocks``: the same, after the source's rows are corrected by the adaptation networks'
+  blocks (their local latency) as ``--adapt-blocks`` does
+  (``latency_tables.adapt.block_ratio_rows``: the other rows' ratios predicted by a ridge
+  regression fitted on the measured ones).
 
 Also printed: how the ratio varies by kind, and how well the regression predicts the
 ratios of blocks it did not see.
@@ -47,14 +47,6 @@ SOURCE = ROOT / "latency_tables" / "x86_64_xeon_2core_256x512_t1.csv"
 JUDGED = ("adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json")
 
 
-def block_features(key, source_ms: float) -> list[float]:
-    from latency_tables.table import input_mb
-    from search_space.blocks import BLOCK_KINDS
-
-    return ([float(key.kind == kind) for kind in BLOCK_KINDS]
-            + [np.log(source_ms), np.log(input_mb(key)), float(key.stride), float(key.expand_ratio)])
-
-
 def scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
     errors = 100 * (predicted / truth - 1)
     return {"bias_pct": round(float(errors.mean()), 2), "within_10_pct": round(float(np.mean(np.abs(errors) <= 10) * 100), 1),
@@ -65,12 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local", type=Path, required=True, help="a full table of this machine (same resolution)")
     parser.add_argument("--source", type=Path, default=SOURCE, help="the table to adapt (default: the shipped one)")
-    parser.add_argument("--alpha", type=float, default=1.0, help="ridge strength of the ratio regression")
     parser.add_argument("--out", type=Path, default=RESULTS / "block_ratio_study.json")
     args = parser.parse_args(argv)
-    from sklearn.linear_model import Ridge
-
-    from latency_tables.adapt import _ranked_candidates, _spread, front_like
+    from latency_tables.adapt import adaptation_networks, block_ratio_rows
     from latency_tables.table import LatencyTable, fit_calibration
     from search_space import SearchSpace
     from search_space.blocks import network_blocks
@@ -89,28 +78,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:>12}: {row['blocks']:4d} blocks, ratio here/source median {row['median']:.2f} "
               f"(p10 {row['p10']:.2f}, p90 {row['p90']:.2f})")
 
-    ranked = _ranked_candidates(source, space, 0)
-    timed = _spread(ranked, 6) + [s for s in front_like(ranked, source, 6) if s not in _spread(ranked, 6)]
+    timed = adaptation_networks(source, space, 6, front_networks=6)  # what --adapt-from times, by default
     measured_keys = list(dict.fromkeys(key for spec in timed for _, key in network_blocks(spec, source.resolution)))
-    unseen = [key for key in common if key not in set(measured_keys)]
-    model = Ridge(alpha=args.alpha).fit([block_features(k, source.rows[k]["median_ms"]) for k in measured_keys],
-                                        [np.log(ratio[k]) for k in measured_keys])
-    guessed = np.exp(model.predict([block_features(k, source.rows[k]["median_ms"]) for k in unseen]))
+    here = {key: local.rows[key] for key in measured_keys if key in local.rows}
+    hybrid = LatencyTable(dict(source.meta), block_ratio_rows(source, here), source.calibration, path="hybrid")
+    unseen = [key for key in common if key not in here]
     truth_ratio = np.array([ratio[k] for k in unseen])
-    ratio_error = 100 * (guessed / truth_ratio - 1)
-    one_ratio = statistics.median(ratio[k] for k in measured_keys)
-    print(f"\nblocks of the {len(timed)} adaptation networks: {len(measured_keys)}; the other {len(unseen)} blocks' "
+    ratio_error = 100 * (np.array([hybrid.rows[k]["median_ms"] / source.rows[k]["median_ms"] for k in unseen])
+                         / truth_ratio - 1)
+    one_ratio = statistics.median(ratio[k] for k in here)
+    print(f"\nblocks of the {len(timed)} adaptation networks: {len(here)}; the other {len(unseen)} blocks' "
           f"ratio predicted with MAPE {np.mean(np.abs(ratio_error)):.1f}% (one ratio for all: "
           f"{np.mean(np.abs(100 * (one_ratio / truth_ratio - 1))):.1f}%)")
-
-    rows = {}
-    for key in source.rows:
-        if key in measured_keys and key in local.rows:
-            rows[key] = dict(local.rows[key])
-        else:
-            factor = float(np.exp(model.predict([block_features(key, source.rows[key]["median_ms"])])[0]))
-            rows[key] = {**source.rows[key], "median_ms": source.rows[key]["median_ms"] * factor}
-    hybrid = LatencyTable(dict(source.meta), rows, source.calibration, path="hybrid")
 
     timings = np.array([local.predict_ms(spec) for spec in timed])  # stand-ins for the adaptation's timings
     prior = source.calibration.coefficients
@@ -134,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "source": str(args.source.relative_to(ROOT)) if args.source.is_relative_to(ROOT) else str(args.source),
         "local": str(args.local.relative_to(ROOT)) if args.local.is_relative_to(ROOT) else str(args.local),
         "cpu": local.meta.get("cpu"), "onnxruntime": local.meta.get("onnxruntime"), "threads": local.meta.get("threads"),
-        "ratio_by_kind": kinds, "adaptation_networks": len(timed), "measured_blocks": len(measured_keys),
+        "ratio_by_kind": kinds, "adaptation_networks": len(timed), "measured_blocks": len(here),
         "unseen_blocks": len(unseen), "ratio_mape_pct": round(float(np.mean(np.abs(ratio_error))), 2),
         "one_ratio_mape_pct": round(float(np.mean(np.abs(100 * (one_ratio / truth_ratio - 1)))), 2),
         "held_out": len(held), "methods": methods})

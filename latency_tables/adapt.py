@@ -205,10 +205,19 @@ def front_like(ranked: list[ArchSpec], source: LatencyTable, count: int) -> list
             for part in slices if part]
 
 
-def adaptation_networks(source: LatencyTable, space: SearchSpace, count: int, seed: int = 0) -> list[ArchSpec]:
-    """``count`` networks of ``space`` spread evenly (by rank) over the source table's
-    predicted latency of ``CANDIDATES`` random networks, fastest and slowest included."""
-    return _spread(_ranked_candidates(source, space, seed), count)
+def _first_round(ranked: list[ArchSpec], source: LatencyTable, count: int, front_networks: int) -> list[ArchSpec]:
+    """The spread of ``count`` networks, then the front-like ones not already in it."""
+    spread = _spread(ranked, count)
+    return spread + [spec for spec in front_like(ranked, source, front_networks) if spec not in spread]
+
+
+def adaptation_networks(source: LatencyTable, space: SearchSpace, count: int, seed: int = 0,
+                        front_networks: int = 0) -> list[ArchSpec]:
+    """The networks :func:`adapt_table` times first: ``count`` networks of ``space`` spread
+    evenly (by rank) over the source table's predicted latency of ``CANDIDATES`` random
+    networks, fastest and slowest included, then ``front_networks`` like a search's front
+    (:func:`front_like`)."""
+    return _first_round(_ranked_candidates(source, space, seed), source, count, front_networks)
 
 
 def _next_round(ranked: list[ArchSpec], timed: list[ArchSpec], count: int, cost: Callable[[ArchSpec], float],
@@ -307,8 +316,7 @@ def adapt_table(
     rounds: list[dict] = []
     scale: dict = {}
     timed_s = 0.0
-    round_specs, count = _spread(ranked, networks), networks
-    round_specs += [spec for spec in front_like(ranked, source, front_networks) if spec not in round_specs]
+    round_specs, count = _first_round(ranked, source, networks, front_networks), networks
     def time_round(repetition: int) -> tuple[float, dict[str, dict[str, float]]]:
         """One pass over this round's networks: (seconds of timing, id -> the agent's numbers,
         each row with the ref_ms of its chunk)."""

@@ -25,6 +25,7 @@ names the CPU, onnxruntime and threads.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -92,6 +93,62 @@ def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[
     return out
 
 
+def tables_folder(results: Path) -> Path:
+    """Where the adapted tables of a results file are kept: ``<stem>_tables/adaptedN.csv``."""
+    return results.with_name(results.stem + "_tables")
+
+
+def refit(results: Path, weights: list[float]) -> int:
+    """Refit each kept adaptation's calibration at each pull towards its source's and judge it
+    by the file's own plain timings (held-out networks; fronts for the last adaptation where
+    the file keeps their specs). Nothing is timed."""
+    import json
+
+    import numpy as np
+
+    from latency_tables.table import LatencyTable, fit_calibration
+    from search_space import ArchSpec, SearchSpace
+
+    report = json.loads(results.read_text())
+    space = SearchSpace.default()
+    held = {f"net{i:02d}": space.sample(9000 + i) for i in range(report["held_out"])}
+    folder = tables_folder(results)
+    rows = []
+    for weight in [None, *weights]:
+        entry: dict = {"prior_weight": weight, "adaptations": []}
+        for run in report["adaptations"]:
+            path = folder / f"adapted{run['adaptation']}.csv"
+            if not path.is_file():
+                raise SystemExit(f"{path} is missing: --refit needs the tables the run kept")
+            table = LatencyTable.load(path)
+            networks = table.meta["calibration_networks"]
+            features = np.array([table.features(ArchSpec.from_dict(n["spec"])) for n in networks])
+            cal = fit_calibration(features, np.array([n["median_ms"] for n in networks]),
+                                  prior=table.meta["adapted_from"]["prior"], prior_weight=weight)
+            refitted = LatencyTable(table.meta, table.rows, cal, str(path))
+            judged = judge(refitted, held, run["measured_ms"])
+            entry["adaptations"].append({"adaptation": run["adaptation"], "prior_weight": cal.prior_weight,
+                                         **{k: judged[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}})
+            if run is report["adaptations"][-1]:
+                entry["fronts"] = {}
+                for budget, front in (report.get("fronts") or {}).items():
+                    if "specs" in front:
+                        specs = {n: ArchSpec.from_dict(d) for n, d in front["specs"].items()}
+                        judged = judge(refitted, specs, front["measured_ms"])
+                        entry["fronts"][budget] = {k: judged[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}
+        biases = [a["bias_pct"] for a in entry["adaptations"]]
+        entry["bias_spread_points"] = round(max(biases) - min(biases), 2)
+        entry["min_within_10_pct"] = min(a["within_10_pct"] for a in entry["adaptations"])
+        rows.append(entry)
+        label = "cross-validated" if weight is None else f"pull {weight:g}"
+        print(f"{label:>16}: within ±10% " + ", ".join(f"{a['within_10_pct']:.0f}%" for a in entry["adaptations"])
+              + f"; biases {min(biases):+.1f}% to {max(biases):+.1f}% (spread {entry['bias_spread_points']:.1f})"
+              + "".join(f"; front {b} ms {f['within_10_pct']:.0f}%" for b, f in entry.get("fronts", {}).items()))
+    report["refit"] = rows
+    write_json(results, report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=SOURCE, help="the table to adapt (default: the shipped one)")
@@ -106,10 +163,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=300, help="search trials per budget (default 300)")
     parser.add_argument("--resolution", type=parse_resolution, metavar="HxW",
                         help="adapt to this input size (default: the source's) and judge there")
-    parser.add_argument("--adapt-blocks", action="store_true",
-                        help="also time the timed networks' blocks and correct every row (profile --adapt-blocks)")
+    parser.add_argument("--adapt-blocks", action=argparse.BooleanOptionalAction, default=False,
+                        help="also time the timed networks' blocks, correct every row and keep the source's "
+                        "calibration in shape (profile --adapt-blocks, the CLI's default for fp32 tables)")
+    parser.add_argument("--full-table", type=Path, metavar="CSV", help="a full table of this machine, judged by the "
+                        "same plain timings beside each adaptation: what a full profile reaches under the same judge")
     parser.add_argument("--rederive", metavar="JSON", help="only recompute the derived fields (judge_drift) of an "
                         "existing results file from its own timings")
+    parser.add_argument("--refit", metavar="JSON", help="offline: refit the calibration of each adaptation kept beside "
+                        "JSON (its _tables folder) at each pull towards the source's (--weights), and judge it by the "
+                        "file's own plain timings; adds 'refit' to JSON")
+    parser.add_argument("--weights", type=float, nargs="+", default=[1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0],
+                        help="with --refit: the pulls tried")
     parser.add_argument("--out", help="results JSON (default: results/adapt_stability_w<WINDOW>[_fN][_HxW].json)")
     args = parser.parse_args(argv)
     if args.rederive:
@@ -119,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         report["judge_drift"] = judge_drift(report["adaptations"])
         write_json(Path(args.rederive), report)
         return 0
+    if args.refit:
+        return refit(Path(args.refit), args.weights)
     if args.window < 0 or args.adaptations < 1 or args.networks < 1:
         parser.error("--window must be >= 0, --adaptations and --networks >= 1")
     import onnxruntime as ort
@@ -134,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     space = SearchSpace.default()
     held = {f"net{i:02d}": space.sample(args.seed + i) for i in range(args.networks)}
     work = Path(tempfile.mkdtemp(prefix="evitnas-adapt-stability-"))
+    full = LatencyTable.load(args.full_table) if args.full_table else None
+    if full is not None and (full.resolution != resolution or int(full.meta["threads"]) != threads):
+        parser.error(f"--full-table {args.full_table} is for {full.resolution} at {full.meta['threads']} thread(s), "
+                     f"not {resolution} at {threads}")
+    out = Path(args.out) if args.out else RESULTS / (f"adapt_stability_w{args.window:g}"
+                                                     + (f"_f{args.front_networks}" if args.front_networks else "")
+                                                     + ("_blocks" if args.adapt_blocks else "")
+                                                     + ("" if resolution == source.resolution
+                                                        else "_{}x{}".format(*resolution)) + ".json")
+    kept = tables_folder(out)
+    kept.mkdir(parents=True, exist_ok=True)
     runs = []
     table = None
     for i in range(args.adaptations):
@@ -142,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
                             window_s=args.window, front_networks=args.front_networks, resolution=resolution,
                             time_blocks=args.adapt_blocks)
         seconds = time.monotonic() - began
-        result = judge(table, held, plain_ms(held, resolution, work, threads))
+        shutil.copyfile(table.path, kept / f"adapted{i + 1}.csv")
+        measured = plain_ms(held, resolution, work, threads)
+        result = judge(table, held, measured)
+        if full is not None:
+            result["full_table"] = {k: v for k, v in judge(full, held, measured).items() if k != "measured_ms"}
         adapted = table.meta["adapted_from"]
         runs.append({"adaptation": i + 1, "seconds": round(seconds, 1), "passes": adapted["rounds"][0].get("passes", 1),
                      "scale_uncertainty_pct": adapted.get("scale_uncertainty_pct"),
@@ -169,15 +251,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"front at {budget} ms: no feasible network in {args.trials} trials", flush=True)
                 report["fronts"][budget] = {"networks": 0}
                 continue
-            result = judge(table, specs, plain_ms(specs, resolution, work, threads))
+            measured = plain_ms(specs, resolution, work, threads)
+            result = judge(table, specs, measured)
+            if full is not None:
+                result["full_table"] = {k: v for k, v in judge(full, specs, measured).items() if k != "measured_ms"}
+            result["specs"] = {n: spec.to_dict() for n, spec in specs.items()}
             report["fronts"][budget] = {"networks": len(specs), **result}
             print(f"front at {budget} ms: {len(specs)} networks, {result['within_10_pct']:.0f}% within ±10%, "
-                  f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%", flush=True)
-    out = Path(args.out) if args.out else RESULTS / (f"adapt_stability_w{args.window:g}"
-                                                     + (f"_f{args.front_networks}" if args.front_networks else "")
-                                                     + ("_blocks" if args.adapt_blocks else "")
-                                                     + ("" if resolution == source.resolution
-                                                        else "_{}x{}".format(*resolution)) + ".json")
+                  f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%"
+                  + ("" if full is None else f" (the full table: {result['full_table']['within_10_pct']:.0f}% within "
+                     f"±10%, bias {result['full_table']['bias_pct']:+.1f}%)"), flush=True)
+    if full is not None:
+        report["full_table"] = str(args.full_table)
+    report["tables"] = str(kept.relative_to(ROOT)) if kept.is_relative_to(ROOT) else str(kept)
     write_json(out, report)
     return 0
 

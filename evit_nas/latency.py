@@ -51,11 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --adapt-from: also time N networks like those a search returns (the most MACs per "
                    "predicted ms across the latency range), so that the table is right where the search picks "
                    "(default: 6; 0: none)")
-    p.add_argument("--adapt-blocks", action="store_true",
+    p.add_argument("--adapt-blocks", action=argparse.BooleanOptionalAction, default=None,
                    help="with --adapt-from: also time the blocks of the timed networks here (about 40 s more at "
-                   "256x512) and correct every row of the source by its block's ratio learnt from them (on the AMD VM: "
-                   "75-100%% of random networks and 93-98%% of search fronts within ±10%%, against 75%% and 44-67%% "
-                   "without)")
+                   "256x512), correct every row of the source by its block's ratio learnt from them, and keep the "
+                   "source's calibration in shape (default: on for fp32 tables; int8 tables adapt without it). "
+                   "Measured on the AMD VM against a plain loop: see docs/results/latency.md, 'Adaptation judged "
+                   "afterwards by a plain loop'")
     p.add_argument("--adapt-window", type=float, metavar="SECONDS", default=None,
                    help="with --adapt-from: time the networks in repeated passes for at least SECONDS (default: "
                    "60; 0: one pass), and on up to twice as long while the table's scale is uncertain by more than "
@@ -167,6 +168,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"--budget-minutes {args.budget_minutes:g}: give a positive number of minutes")
     source.check(precision=args.precision)  # the adapted table keeps the source's precision
     args.precision = source.precision
+    time_blocks = source.precision == "fp32" if args.adapt_blocks is None else args.adapt_blocks
     args.resolution = source.resolution if args.resolution is None else tuple(args.resolution)
     args.threads = int(source.meta["threads"]) if args.threads is None else args.threads
     args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats
@@ -181,11 +183,11 @@ def cmd_adapt(args: argparse.Namespace) -> int:
           f"{args.networks} networks" + (f" and {args.front_networks} like a search's front" if args.front_networks else "")
           + f" end to end at {args.resolution[0]}x{args.resolution[1]}"
           + (f" (more while {args.budget_minutes:g} min last)" if args.budget_minutes else "") + ", "
-          f"{args.threads} thread(s)", file=sys.stderr)
+          f"{args.threads} thread(s)" + (", then their blocks" if time_blocks else ""), file=sys.stderr)
     budget_s = args.budget_minutes * 60 if args.budget_minutes else None
     table = adapt_table(source, output, space=load_space(args), networks=args.networks, budget_s=budget_s,
                         window_s=DEFAULT_WINDOW_S if args.adapt_window is None else args.adapt_window,
-                        front_networks=args.front_networks, resolution=args.resolution, time_blocks=args.adapt_blocks,
+                        front_networks=args.front_networks, resolution=args.resolution, time_blocks=time_blocks,
                         seed=args.seed, device=args.device, threads=args.threads, warmup=args.warmup,
                         repeats=args.repeats, log=lambda line: print(line, file=sys.stderr),
                         remote=remote, export_progress=Progress("export", "network"))

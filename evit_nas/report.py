@@ -144,12 +144,13 @@ def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0
     if done is not None and done.meta.get("cpu") == cpu_model():
         print(f"step 1/4, adapt: already done ({path})")
         return path, done
-    print(f"step 1/4, adapt: timing {networks} networks here (and up to {networks} like a search's front) "
-          f"to adapt {Path(source.path).name} "
+    blocks = source.precision == "fp32"  # the block-corrected adaptation (profile --adapt-blocks) is fp32 only
+    print(f"step 1/4, adapt: timing {networks} networks here (and up to {networks} like a search's front)"
+          + (", then their blocks," if blocks else "") + f" to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")
     table = adapt_table(source, path, space=SearchSpace.default("cityscapes"), networks=networks, device=host_name(),
                         threads=threads, export_progress=Progress("export", "network"), window_s=window_s,
-                        front_networks=networks)
+                        front_networks=networks, time_blocks=blocks)
     cal = table.calibration
     quality = f"leave-one-out MAPE {cal.cv_mape}%" if cal.cv_mape is not None else f"fit MAPE {cal.fit_mape}%"
     uncertainty = table.meta["adapted_from"].get("scale_uncertainty_pct")

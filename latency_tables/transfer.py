@@ -135,7 +135,8 @@ def fit_transfer(features: np.ndarray, measured_ms: np.ndarray, prior: np.ndarra
             calibration): below ``TRUSTED_MIN_FOR_CV`` networks it is kept, rescaled, with a
             pull of ``TRUSTED_PRIOR_WEIGHT``, unless (from 3 networks) the leave-one-out
             MAPE of a freer strength is under half of that pull's; ``cv_mape`` reports the
-            leave-one-out MAPE of the strength used, so a poor transfer shows.
+            leave-one-out MAPE of the strength used, so a poor transfer shows (also for a
+            ``prior_weight`` given, from 3 networks).
         reject_outliers: from ``MIN_FOR_OUTLIERS`` networks, leave out those whose relative
             error is far outside the others' (see ``OUTLIER_CUT``) and fit again, up to three
             times; ``Fit.outliers`` lists them, ``fit_mape`` and ``cv_mape`` cover the rest.
@@ -185,6 +186,8 @@ def _fit(x: np.ndarray, measured: np.ndarray, prior: np.ndarray, *, rescale_prio
             weight, score = _cross_validated(x, measured, prior, prior_weights)
             if score < cv_mape / 2:  # the data clearly reject the source's shape
                 prior_weight, cv_mape = weight, score
+    elif prior_weight is not None and trusted_prior and len(x) >= 3:  # a fixed pull still reports its LOO error
+        cv_mape = _loo_mape(x, measured, prior, prior_weight)
     if prior_weight is None:
         if len(x) >= MIN_FOR_CV:
             prior_weight, cv_mape = _cross_validated(x, measured, prior, prior_weights)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from evit_nas.main import main
-from latency_tables.adapt import adapt_table, adaptation_networks, at_resolution, block_ratio_rows
+from latency_tables.adapt import BLOCKS_PRIOR_WEIGHT, adapt_table, adaptation_networks, at_resolution, block_ratio_rows
 from latency_tables.build import plan_profile, profile_table
 from latency_tables.table import LatencyTable, TableError
 from search_space import ArchSpec
@@ -57,6 +57,7 @@ def test_profile_adapt_from_on_the_command_line(tiny_table, space_file, tmp_path
     assert main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["networks_timed"] == 4 and LatencyTable.load(out).meta["adapted_from"]["table"] == str(tiny_table)
+    assert LatencyTable.load(out).meta["adapted_from"]["blocks_timed"] > 0  # --adapt-blocks is the default for fp32
     before = out.read_text()
     assert main(argv) == 2 and "exists; choose another -o path or pass --force" in capsys.readouterr().err
     assert out.read_text() == before
@@ -214,14 +215,24 @@ def test_the_blocks_of_the_timed_networks_correct_every_row(tiny_table, space_fi
     source = LatencyTable.load(tiny_table)
     out = tmp_path / "blocks.csv"
     assert main(["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
-                 "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "--front-networks", "0", "--adapt-blocks",
-                 "-o", str(out), "--json"]) == 0
+                 "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "--front-networks", "0",
+                 "-o", str(out), "--json"]) == 0  # --adapt-blocks: the default for an fp32 table
     table = LatencyTable.load(out)
     timed = table.meta["adapted_from"]["blocks_timed"]
     assert 0 < timed < len(source.rows) and set(table.rows) == set(source.rows)
     changed = [key for key in source.rows if table.rows[key]["median_ms"] != source.rows[key]["median_ms"]]
     assert len(changed) > timed  # the timed blocks take their own latency, every other row its predicted ratio
     assert "corrected block by block" in table.meta["adapted_from"]["rows"]
+    # the rows are this device's own: the source's calibration is kept in shape, with its leave-one-out error
+    assert table.calibration.prior_weight == BLOCKS_PRIOR_WEIGHT and table.calibration.cv_mape is not None
+    # without it (--no-adapt-blocks), the rows are the source's
+    plain = tmp_path / "plain.csv"
+    assert main(["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "4",
+                 "--warmup", "1", "--repeats", "2", "--adapt-window", "0", "--front-networks", "0",
+                 "--no-adapt-blocks", "-o", str(plain), "--json"]) == 0
+    kept = LatencyTable.load(plain)
+    assert kept.meta["adapted_from"]["blocks_timed"] == 0
+    assert all(kept.rows[key]["median_ms"] == source.rows[key]["median_ms"] for key in source.rows)
     assert main(["profile", "--resolution", "64x128", "--adapt-blocks", "-o", str(tmp_path / "x.csv")]) == 2
     assert "--adapt-blocks goes with --adapt-from" in capsys.readouterr().err
 

@@ -25,6 +25,7 @@ def test_demo_runs_every_step_and_resumes(tmp_path, capsys):
     (adapted,) = out.glob("adapted_*_256x512_t1.csv")
     # 3 spread networks and up to 3 like a search's front, timed in passes for the window
     assert 3 < LatencyTable.load(adapted).meta["adapted_from"]["networks_timed"] <= 6
+    assert LatencyTable.load(adapted).meta["adapted_from"]["blocks_timed"] > 0  # and their blocks (--adapt-blocks)
     assert f"report: {out / 'report' / 'index.html'}" in text and "demo finished in" in text
     # the timing summary names every stage, and the end says how to get the full version
     summary = next(line for line in text.splitlines() if line.startswith("timing: "))

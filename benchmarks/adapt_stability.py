@@ -98,6 +98,19 @@ def tables_folder(results: Path) -> Path:
     return results.with_name(results.stem + "_tables")
 
 
+def every_adaptation(kept: Path, count: int, specs: dict, measured: dict[str, float]) -> list[dict]:
+    """Each kept adaptation's table judged by the same timings of ``specs`` (the fronts are
+    searched on the last one's table, but any of them could have been the user's): how much of
+    a front's error is that one adaptation's, and how much the method's."""
+    from latency_tables.table import LatencyTable
+
+    judged = []
+    for i in range(1, count + 1):
+        result = judge(LatencyTable.load(kept / f"adapted{i}.csv"), specs, measured)
+        judged.append({"adaptation": i, **{k: result[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}})
+    return judged
+
+
 def refit(results: Path, weights: list[float]) -> int:
     """Refit each kept adaptation's calibration at each pull towards its source's and judge it
     by the file's own plain timings (held-out networks; fronts for the last adaptation where
@@ -168,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                         "calibration in shape (profile --adapt-blocks, the CLI's default for fp32 tables)")
     parser.add_argument("--full-table", type=Path, metavar="CSV", help="a full table of this machine, judged by the "
                         "same plain timings beside each adaptation: what a full profile reaches under the same judge")
-    parser.add_argument("--rederive", metavar="JSON", help="only recompute the derived fields (judge_drift) of an "
-                        "existing results file from its own timings")
+    parser.add_argument("--rederive", metavar="JSON", help="only recompute the derived fields (judge_drift, each "
+                        "kept adaptation on the fronts) of an existing results file from its own timings")
     parser.add_argument("--refit", metavar="JSON", help="offline: refit the calibration of each adaptation kept beside "
                         "JSON (its _tables folder) at each pull towards the source's (--weights), and judge it by the "
                         "file's own plain timings; adds 'refit' to JSON")
@@ -180,8 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.rederive:
         import json
 
+        from search_space import ArchSpec
+
         report = json.loads(Path(args.rederive).read_text())
         report["judge_drift"] = judge_drift(report["adaptations"])
+        kept = tables_folder(Path(args.rederive))
+        for front in (report.get("fronts") or {}).values():
+            if "specs" in front and kept.is_dir():
+                specs = {n: ArchSpec.from_dict(d) for n, d in front["specs"].items()}
+                front["by_adaptation"] = every_adaptation(kept, len(report["adaptations"]), specs, front["measured_ms"])
         write_json(Path(args.rederive), report)
         return 0
     if args.refit:
@@ -256,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             if full is not None:
                 result["full_table"] = {k: v for k, v in judge(full, specs, measured).items() if k != "measured_ms"}
             result["specs"] = {n: spec.to_dict() for n, spec in specs.items()}
+            result["by_adaptation"] = every_adaptation(kept, len(runs), specs, measured)
             report["fronts"][budget] = {"networks": len(specs), **result}
             print(f"front at {budget} ms: {len(specs)} networks, {result['within_10_pct']:.0f}% within ±10%, "
                   f"bias {result['bias_pct']:+.1f}%, worst {result['worst_pct']:+.1f}%"

@@ -323,7 +323,9 @@ def _stability_row(r: Renderer, s: Src, label: str) -> list[str]:
     high = max(range(len(runs)), key=lambda i: runs[i]["bias_pct"])
     fronts = s.get("fronts") if s.has("fronts") else {}
     front_text = ", ".join(f"{s.t('fronts', b, 'networks')} at {r.lit(b)} ms: "
-                           + (pct(s, "fronts", b, "within_10_pct") if fronts[b]["networks"] else "-") for b in fronts)
+                           + (pct(s, "fronts", b, "within_10_pct") if fronts[b]["networks"] else "-")
+                           + (f" (full table {pct(s, 'fronts', b, 'full_table', 'within_10_pct')})"
+                              if "full_table" in fronts[b] else "") for b in fronts)
     drift = (s.n("judge_drift", "median_pct", f="+.1f") + "% (" + s.n("judge_drift", "min_pct", f="+.1f") + "% to "
              + s.n("judge_drift", "max_pct", f="+.1f") + "%)") if s.has("judge_drift") and s.get("judge_drift") else "-"
     return [label, s.n("window_s", f="g") + " s", s.n("front_networks", f="d") if s.has("front_networks") else "-",
@@ -342,8 +344,17 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
     drift = r.src("machine_drift.json")
     runs = [(r.src("adapt_stability_w0.json"), "one pass"), (r.src("adapt_stability_w60.json"), "repeated passes"),
             (r.src("adapt_stability_w60_f6.json"), "repeated passes and front-like networks"),
-            (r.src("adapt_stability_w60_f6_blocks.json"), "the same, and their blocks timed (`--adapt-blocks`)")]
+            (r.src("adapt_stability_w60_f6_blocks.json"), "the same, and their blocks timed (`--adapt-blocks`)"),
+            (r.src("adapt_stability_w60_f6_blocks_pull10.json"), "the same, the source's calibration kept in shape "
+             "(the default since)")]
     first = runs[0][0]
+    blocks, kept = runs[3][0], runs[4][0]
+    refit = [[("cross-validated pull (as run)" if e["prior_weight"] is None else f"pull {r.lit(format(e['prior_weight'], 'g'))}"),
+              ", ".join(pct(blocks, "refit", i, "adaptations", j, "within_10_pct") for j in range(len(e["adaptations"]))),
+              blocks.n("refit", i, "bias_spread_points", f=".1f"),
+              ", ".join(f"{r.lit(b)} ms: " + pct(blocks, "refit", i, "fronts", b, "within_10_pct") for b in e["fronts"])]
+             for i, e in enumerate(blocks.get("refit"))]
+    rejudged = [b for b in blocks.get("fronts") if "rejudged" in blocks.get("fronts", b)]
     return [f"`--adapt-from` as a user meets it: the shipped {first.t('source')} table adapted to this machine several "
             f"times in a row, each adaptation judged right afterwards on {first.n('held_out', f='d')} random networks it "
             f"never timed, timed by a plain onnxruntime loop (one default session alone, {r.lit('10')} warm-up runs, "
@@ -362,7 +373,45 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
             "zero and the fronts much closer. What remains without `--adapt-blocks` is per network, larger on large "
             "networks: the source CPU's block costs differ from this one's in ways a few whole networks cannot "
             "correct. Timing the blocks of the timed networks too, and correcting every row by its block's learnt "
-            "ratio (below), addresses exactly that.",
+            "ratio (below), addresses exactly that.", "",
+            f"Why the first `--adapt-blocks` run missed: its fourth adaptation fitted the calibration freely (the pull "
+            f"towards the source's chosen by cross-validation on {r.lit('12')} similar networks) and ran away; one of "
+            f"its coefficients, the seg-output scale, ranged over the five adaptations from a negative value to "
+            f"{r.lit('11')}. Refitted offline from the tables that run kept (`adapt_stability.py --refit`), judged by "
+            "the same plain timings:", "",
+            *table(["calibration", f"each adaptation within {r.lit('±10%')}", "bias spread (points)",
+                    f"last adaptation's fronts within {r.lit('±10%')}"], refit),
+            "Block-corrected rows are this machine's own, so `--adapt-blocks` now keeps the source's calibration in "
+            f"shape (pull {r.lit('10')}) and only rescales it; the last row of the first table is a new run with it. "
+            "The share left below target is mostly the judge's: in the refit's second adaptation, the two networks "
+            f"outside {r.lit('±10%')} are ones the plain loop timed "
+            f"{r.lit('12% and 22%')} slower than the median of its other four runs. In the new run the judge moved "
+            f"(by {kept.n('judge_drift', 'min_pct', f='+.1f')}% to {kept.n('judge_drift', 'max_pct', f='+.1f')}% from "
+            "its first pass): this machine's full table, judged by the same plain timings, put "
+            + ", ".join(pct(kept, "adaptations", i, "full_table", "within_10_pct") for i in range(len(kept.get("adaptations"))))
+            + f" of the random networks within {r.lit('±10%')}, the adaptations "
+            + ", ".join(pct(kept, "adaptations", i, "within_10_pct") for i in range(len(kept.get("adaptations"))))
+            + f". Its {kept.n('fronts', '20', 'networks', f='d')} networks of the {r.lit('20')} ms front were "
+            f"under-predicted by {kept.n('fronts', '20', 'bias_pct', f='+.1f')}% (the full table "
+            f"{kept.n('fronts', '20', 'full_table', 'bias_pct', f='+.1f')}%). That is the last adaptation's own scale, "
+            "not the method: the fronts are searched on the last adaptation's table, and judged by the same timings "
+            f"the five adaptations' tables put each front within {r.lit('±10%')} as follows.", "",
+            *table(["front", *[f"adaptation {r.lit(str(i + 1))}" for i in range(len(kept.get("adaptations")))]],
+                   [[f"{kept.n('fronts', b, 'networks', f='d')} networks at {r.lit(b)} ms",
+                     *[pct(kept, "fronts", b, "by_adaptation", i, "within_10_pct")
+                       for i in range(len(kept.get("fronts", b, "by_adaptation")))]] for b in kept.get("fronts")]),
+            "The fronts are where the judge is weakest. The full table of this machine, judged by the same plain "
+            "timings, is in parentheses in the first table. "
+            + " ".join(f"Timed again by the same loop about {r.lit('25')} minutes later, the {blocks.t('fronts', b, 'networks')} "
+                       f"networks of the {r.lit(b)} ms front moved by {blocks.n('fronts', b, 'rejudged', 'change_pct', 'median', f='+.1f')}% "
+                       f"(median; {blocks.n('fronts', b, 'rejudged', 'change_pct', 'min', f='+.1f')}% to "
+                       f"{blocks.n('fronts', b, 'rejudged', 'change_pct', 'max', f='+.1f')}%), and against that second timing "
+                       f"the adapted table put {pct(blocks, 'fronts', b, 'rejudged', 'adapted', 'within_10_pct')} within "
+                       f"{r.lit('±10%')}, the full table {pct(blocks, 'fronts', b, 'rejudged', 'full_table', 'within_10_pct')}."
+                       for b in rejudged)
+            + f" On this VM a front network's plain timing is not repeatable to {r.lit('±10%')}, so the target "
+            f"'every front network within {r.lit('±10%')}' cannot be checked here; what can be said is how the adapted "
+            "table scores against the full table under the same judge.",
             ]
 
 
@@ -680,6 +729,30 @@ def sec_camvid_loop(r: Renderer) -> list[str]:
             f"{s.n('loop_rounds', last, 'predictor_cv_kendall', f='.2f')}."]
 
 
+def sec_camvid_recipe_b(r: Renderer) -> list[str]:
+    s = r.src("camvid_ranking_b.json")
+    c = ("vs_recipe_A",)
+    names = s.get(*c, "networks")
+    rows = [[f"`{n}`", s.n(*c, "mean_miou_a", n, f=".2f"), s.n(*c, "mean_miou_b", n, f=".2f")] for n in names]
+    versus = [[label, *(s.n(*c, "searched_vs_b0", rec, key, "mean", f=".2f") + " ± "
+                        + s.n(*c, "searched_vs_b0", rec, key, "std", f=".2f")
+                        + f" ({r.lit(str(len(s.get(*c, 'searched_vs_b0', rec, key, 'seeds'))))} seeds)"
+                        for rec in ("A", "B"))]
+              for label, key in (("searched", "searched"), ("EfficientViT-B0", "b0"))]
+    rho = s.get(*c, "spearman_rho")
+    verdict = (f"Spearman ρ between the two recipes' seed means: {s.n(*c, 'spearman_rho', f='.3f')} over "
+               f"{r.lit(str(len(names)))} networks (goal ≥ {s.n(*c, 'goal_rho', f='.1f')})."
+               if rho is not None else "Fewer than three networks have both seeds under both recipes yet.")
+    return ["Is the CamVid ranking an artefact of recipe A? A second recipe (B) trains the same networks "
+            f"{s.n(*c, 'steps', f=',d')} steps at half size, crops {s.n('recipe', 'crop', 0, f='d')}x"
+            f"{s.n('recipe', 'crop', 1, f='d')}, without scale augmentation, AdamW at a fixed lr "
+            f"{s.n('recipe', 'lr', f='g')} with poly decay; recipe A is on this page above. "
+            + verdict + " Seed-mean mIoU (%) of the networks with both seeds under both:", "",
+            *table(["network", "recipe A", "recipe B"], rows),
+            "The searched network against B0 under each recipe (mIoU, %, mean ± std over seeds):", "",
+            *table(["network", "recipe A", "recipe B"], versus)]
+
+
 def sec_camvid_checks(r: Renderer) -> list[str]:
     s = r.src("camvid_checks.json")
     net = r.src("camvid_checks_networks.json")
@@ -918,7 +991,7 @@ SECTIONS: list[Section] = [
             images=["adapt_accuracy_x86_64_xeon_2core_256x512_t1_to_amd_epyc_t1.png"]),
     Section("results/latency.md", "Adaptation judged afterwards by a plain loop",
             ["machine_drift.json", "adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json",
-             "adapt_stability_w60_f6_blocks.json"],
+             "adapt_stability_w60_f6_blocks.json", "adapt_stability_w60_f6_blocks_pull10.json"],
             sec_adapt_stability),
     Section("results/latency.md", "Timing a few blocks too: an offline study", ["block_ratio_study.json"],
             sec_block_ratio),
@@ -947,6 +1020,8 @@ SECTIONS: list[Section] = [
     Section("results/training.md", "NAS-Bench-MR: does the loop find better networks?", ["nbmr_loop.json"],
             sec_nbmr_loop, latency=False),
     Section("results/training.md", "CamVid: the loop for real", ["camvid_loop.json"], sec_camvid_loop, latency=False),
+    Section("results/training.md", "CamVid: a second recipe", ["camvid_ranking_b.json"], sec_camvid_recipe_b,
+            latency=False),
     Section("results/training.md", "CamVid: a searched network against B0", ["camvid_checks.json"], sec_camvid_checks,
             latency=False),
     Section("results/training.md", "int8 on trained networks", ["int8_miou.json"], sec_int8_miou, latency=False),

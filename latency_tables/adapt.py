@@ -370,8 +370,10 @@ def adapt_table(
     blocks_timed = 0
     if time_blocks:  # a partial profile of the timed networks' blocks, their networks left out
         plan = dataclasses.replace(plan_profile(source.resolution, space, blocks_from=specs), networks=[])
+        if log is not None:
+            log(f"timing the {len(plan.blocks)} blocks of the {len(specs)} networks here (--adapt-blocks)")
         here = profile_table(work / "blocks.csv", plan, device=device, threads=threads, warmup=warmup,
-                             remote=remote, export_progress=export_progress)
+                             remote=remote)  # its export progress would count blocks as networks
         blocks_timed = len(here.rows)
         source = LatencyTable(source.meta, block_ratio_rows(source, here.rows), source.calibration, source.path)
     reference_ms, combined, scale = combine_passes(passes)

@@ -16,6 +16,14 @@ same way: the networks a user would ship.
 ``--resolution 512x1024`` adapts the 256x512 table to another input size (issue 24 step 3)
 and judges there, with budgets to match (``--budgets``).
 
+Each adaptation's table is kept beside the results (``<results stem>_tables/adaptedN.csv``),
+and every kept table is judged on the fronts' timings too (``by_adaptation``): the fronts are
+searched on the last adaptation's table, but how the others score on them separates one
+adaptation's scale from the method. ``--full-table CSV`` judges a full table of this machine
+with the same timings, beside each adaptation and front: what a full profile reaches under the
+same judge. ``--refit RESULTS`` refits the kept tables' calibrations offline at other pulls
+towards the source's (``--weights``) and judges them by the file's own timings.
+
 Targets (issue 24): each adaptation >= 90% within ±10%, the biases spread by at most 4
 points, every front network within ±10%. The machine's own drift is in
 ``machine_drift.json`` (``benchmarks/machine_drift.py``). Run it on a quiet CPU; the record

@@ -140,9 +140,11 @@ RATIO_ALPHA = 1.0
 #: (``time_blocks``): the transfer module's trusted pull, not a cross-validated one. Measured on
 #: the AMD VM, five block-corrected adaptations of the Intel table refitted offline: a pull of
 #: 1 to 1000 put 100, 83, 100, 100, 100% of 12 held-out networks within ±10% of a plain loop
-#: (the 83% is two networks the loop itself timed 18-22% slower than in its other four runs);
-#: cross-validated (0.001 to 1): 92, 83, 100, 50, 100%
-#: (``benchmarks/results/adapt_stability_w60_f6_blocks.json``, ``adapt_stability.py --refit``)
+#: (the 83%: two networks the loop itself timed 12% and 22% slower than the median of its other
+#: four runs); cross-validated (0.001 to 1): 92, 83, 100, 50, 100%
+#: (``benchmarks/results/adapt_stability_w60_f6_blocks.json``, ``adapt_stability.py --refit``).
+#: A second run with it: 83, 67, 100, 92, 83%, while this machine's full table scored 42-92%
+#: under the same judges (``adapt_stability_w60_f6_blocks_pull10.json``).
 BLOCKS_PRIOR_WEIGHT = 10.0
 
 

@@ -101,6 +101,11 @@ def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[
     return out
 
 
+def brief(judged: dict) -> dict:
+    """A judgement's headline figures: mean bias, worst error, share within ±10%."""
+    return {k: judged[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}
+
+
 def tables_folder(results: Path) -> Path:
     """Where the adapted tables of a results file are kept: ``<stem>_tables/adaptedN.csv``."""
     return results.with_name(results.stem + "_tables")
@@ -112,11 +117,8 @@ def every_adaptation(kept: Path, count: int, specs: dict, measured: dict[str, fl
     a front's error is that one adaptation's, and how much the method's."""
     from latency_tables.table import LatencyTable
 
-    judged = []
-    for i in range(1, count + 1):
-        result = judge(LatencyTable.load(kept / f"adapted{i}.csv"), specs, measured)
-        judged.append({"adaptation": i, **{k: result[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}})
-    return judged
+    return [{"adaptation": i, **brief(judge(LatencyTable.load(kept / f"adapted{i}.csv"), specs, measured))}
+            for i in range(1, count + 1)]
 
 
 def refit(results: Path, weights: list[float]) -> int:
@@ -147,16 +149,14 @@ def refit(results: Path, weights: list[float]) -> int:
             cal = fit_calibration(features, np.array([n["median_ms"] for n in networks]),
                                   prior=table.meta["adapted_from"]["prior"], prior_weight=weight)
             refitted = LatencyTable(table.meta, table.rows, cal, str(path))
-            judged = judge(refitted, held, run["measured_ms"])
             entry["adaptations"].append({"adaptation": run["adaptation"], "prior_weight": cal.prior_weight,
-                                         **{k: judged[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}})
+                                         **brief(judge(refitted, held, run["measured_ms"]))})
             if run is report["adaptations"][-1]:
                 entry["fronts"] = {}
                 for budget, front in (report.get("fronts") or {}).items():
                     if "specs" in front:
                         specs = {n: ArchSpec.from_dict(d) for n, d in front["specs"].items()}
-                        judged = judge(refitted, specs, front["measured_ms"])
-                        entry["fronts"][budget] = {k: judged[k] for k in ("bias_pct", "worst_pct", "within_10_pct")}
+                        entry["fronts"][budget] = brief(judge(refitted, specs, front["measured_ms"]))
         biases = [a["bias_pct"] for a in entry["adaptations"]]
         entry["bias_spread_points"] = round(max(biases) - min(biases), 2)
         entry["min_within_10_pct"] = min(a["within_10_pct"] for a in entry["adaptations"])

@@ -157,7 +157,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from latency_tables.adapt import DEFAULT_WINDOW_S, adapt_table
+    from latency_tables.adapt import DEFAULT_WINDOW_S, adapt_table, blocks_by_default
     from latency_tables.table import LatencyTable
 
     source = LatencyTable.load(args.adapt_from)
@@ -168,7 +168,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         raise CLIError(f"--budget-minutes {args.budget_minutes:g}: give a positive number of minutes")
     source.check(precision=args.precision)  # the adapted table keeps the source's precision
     args.precision = source.precision
-    time_blocks = source.precision == "fp32" if args.adapt_blocks is None else args.adapt_blocks
+    time_blocks = blocks_by_default(source) if args.adapt_blocks is None else args.adapt_blocks
     args.resolution = source.resolution if args.resolution is None else tuple(args.resolution)
     args.threads = int(source.meta["threads"]) if args.threads is None else args.threads
     args.repeats = DEFAULT_ADAPT_REPEATS if args.repeats is None else args.repeats

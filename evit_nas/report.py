@@ -132,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0) -> tuple[Path, Any]:
     """The demo's table adapted to this machine: ``out/adapted_HOST_HxW_tT.csv``, made
     once (a rerun on the same machine reuses it; on another CPU it is made again)."""
-    from latency_tables.adapt import adapt_table
+    from latency_tables.adapt import adapt_table, blocks_by_default
     from latency_tables.table import LatencyTable
     from search_space.records import cpu_model
     from search_space.space import SearchSpace
@@ -144,7 +144,7 @@ def _adapted_table(source: Any, out: Path, networks: int, window_s: float = 60.0
     if done is not None and done.meta.get("cpu") == cpu_model():
         print(f"step 1/4, adapt: already done ({path})")
         return path, done
-    blocks = source.precision == "fp32"  # the block-corrected adaptation (profile --adapt-blocks) is fp32 only
+    blocks = blocks_by_default(source)  # as profile --adapt-from does
     print(f"step 1/4, adapt: timing {networks} networks here (and up to {networks} like a search's front)"
           + (", then their blocks," if blocks else "") + f" to adapt {Path(source.path).name} "
           f"({source.meta.get('cpu')}) to this machine ({cpu_model()})")

@@ -59,7 +59,8 @@ from .table import FEATURES, LatencyTable, TableError, fit_calibration, input_mb
 from .timing import Timing
 
 __all__ = ["BLOCKS_PRIOR_WEIGHT", "DEFAULT_NETWORKS", "DEFAULT_REPEATS", "DEFAULT_WINDOW_S", "SCALE_TOLERANCE_PCT",
-           "adaptation_networks", "adapt_table", "combine_passes", "at_resolution", "block_ratio_rows"]
+           "adaptation_networks", "adapt_table", "combine_passes", "at_resolution", "block_ratio_rows",
+           "blocks_by_default"]
 
 #: networks timed on the new device by default
 DEFAULT_NETWORKS = 6
@@ -146,6 +147,12 @@ RATIO_ALPHA = 1.0
 #: A second run with it: 83, 67, 100, 92, 83%, while this machine's full table scored 42-92%
 #: under the same judges (``adapt_stability_w60_f6_blocks_pull10.json``).
 BLOCKS_PRIOR_WEIGHT = 10.0
+
+
+def blocks_by_default(source: LatencyTable) -> bool:
+    """Whether an adaptation of ``source`` times the blocks too when not told (``profile
+    --adapt-blocks``, the demo): yes for fp32 tables, the only precision it times."""
+    return source.precision == "fp32"
 
 
 def _ratio_features(key, source_ms: float) -> list[float]:

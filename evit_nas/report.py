@@ -4,6 +4,7 @@ study) and ``demo`` (search, validate and report on built-in defaults)."""
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from os import cpu_count
 from pathlib import Path
@@ -39,6 +40,13 @@ BREAKDOWN = ("efficientvit_seg_b1", "efficientvit_seg_b3", "segnext_t", "segnext
 DEMO_BREAKDOWN = ("efficientvit_seg_b1", "segnext_t", "segformer_b0")
 #: the demo's stages, as its timing summary names them
 STAGES = ("adapt", "search", "validate", "report")
+# The demo's budget: 50 ms where at least a tenth of the space's networks meet it on the
+# adapted table. On a slower (or loaded) machine, the latency that a fifth of them meet, so
+# that a short search's random start holds feasible networks (none of 40 misses it with
+# probability 0.8**40, about 1e-4), instead of a budget nothing in 40 trials can meet.
+DEMO_BUDGET_MS = 50.0
+DEMO_MIN_SHARE = 0.10
+DEMO_FALLBACK_SHARE = 0.20
 
 
 def _add_comparison(p: argparse.ArgumentParser, demo: bool = False) -> None:
@@ -117,8 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "scale is not a moment's speed of the machine (default: 60; 0: one pass)")
     p.add_argument("--no-adapt", action="store_true", help="search on the table as it is (another machine's latencies)")
     p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget in ms (default: 50, or 1.5 x the fastest network of the space where this "
-                   "machine cannot run any network within 50 ms)")
+                   help="latency budget in ms (default: 50, or, where fewer than a tenth of the space's networks "
+                   "meet 50 ms on this machine, the latency that a fifth of them meet)")
     p.add_argument("--trials", type=int, default=300, help="search trials (default: 300)")
     p.add_argument("--top-k", type=int, default=2, help="front networks to train (default: 2)")
     p.add_argument("--steps", type=int, default=150, help="training steps per network (default: 150)")
@@ -243,6 +251,22 @@ def _demo_report(args: argparse.Namespace, study: Any, table: Any, out: Path) ->
                         progress=lambda what: Progress(what, "network"))
 
 
+def _demo_budget(table) -> float:
+    """50 ms, or the latency a fifth of the space meets where 50 ms admits under a tenth."""
+    from nas.search import sampled_latencies
+    from search_space.space import SearchSpace
+
+    latencies = sampled_latencies(SearchSpace.default("cityscapes"), table)
+    share = sum(ms <= DEMO_BUDGET_MS for ms in latencies) / len(latencies)
+    if share >= DEMO_MIN_SHARE:
+        return DEMO_BUDGET_MS
+    budget = float(math.ceil(latencies[int(DEMO_FALLBACK_SHARE * len(latencies))]))
+    print(f"only {100 * share:.0f}% of the space's networks meet {DEMO_BUDGET_MS:g} ms on this table (this machine is "
+          f"slower than the table's source, or busy): the budget is {budget:g} ms, which "
+          f"{100 * DEMO_FALLBACK_SHARE:.0f}% of them meet; choose one with --budget-ms")
+    return budget
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import latency_tables
     from latency_tables.table import LatencyTable
@@ -268,13 +292,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     seconds["adapt"], stage = time.monotonic() - stage, time.monotonic()
     storage = str(out / "demo.journal")
     if args.budget_ms is None:
-        from nas.search import fastest_network
-
-        fastest_ms = fastest_network(SearchSpace.default("cityscapes"), table)[1]
-        args.budget_ms = 50.0 if fastest_ms < 50.0 / 1.5 else float(round(1.5 * fastest_ms))
-        if args.budget_ms != 50.0:
-            print(f"the fastest network of the space takes {fastest_ms:.1f} ms here: the budget is {args.budget_ms:g} "
-                  "ms (1.5 x that) instead of 50 ms; choose one with --budget-ms")
+        args.budget_ms = _demo_budget(table)
     name = f"demo-budget{args.budget_ms:g}ms"
     print(f"step 2/4, search: {args.trials} trials for a {args.budget_ms:g} ms budget on {table.meta['device']} "
           f"({table_path.name}); study {name!r} in {storage}")

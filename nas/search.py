@@ -41,7 +41,7 @@ from search_space.records import package_version, write_atomic, write_csv
 
 from .proxy import DEFAULT_PROXY, Proxy, make_proxy
 
-__all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "TrialResult", "Evaluator", "open_storage", "fastest_network",
+__all__ = ["OBJECTIVES", "SAMPLERS", "SearchError", "TrialResult", "Evaluator", "open_storage", "fastest_network", "sampled_latencies",
            "run_search", "load_study", "open_study", "parse_objectives", "trial_result", "front", "default_study_name",
            "export_front"]
 
@@ -198,6 +198,14 @@ def fastest_network(space: SearchSpace, table: LatencyTable) -> tuple[ArchSpec, 
         if not improved:
             break
     return space.decide(lambda n, _c: values[n]), best
+
+
+def sampled_latencies(space: SearchSpace, table: LatencyTable, samples: int = 2000, seed: int = 0) -> list[float]:
+    """Predicted latencies (ms), sorted, of ``samples`` networks drawn at random from the
+    space: the share of them under a budget is the share of a search's random start that
+    can meet it."""
+    rng = random.Random(seed)
+    return sorted(table.predict_ms(space.sample(rng)) for _ in range(samples))
 
 
 def trial_result(trial: optuna.trial.FrozenTrial) -> TrialResult | None:

@@ -367,16 +367,42 @@ def compare_recipes(out: Path, lr_a: float, seeds: tuple[int, int], steps: int) 
         versus[r] = {n: {"seeds": sorted(found[n]), "mean": round(statistics.mean(found[n].values()), 3),
                          "std": round(statistics.stdev(found[n].values()), 3) if len(found[n]) > 1 else None}
                      for n in ("b0", "searched") if n in found}
+    enough = len(common) >= 3
+    # what each recipe's own seeds agree to, on the same networks; Spearman-Brown gives the
+    # reliability of a 2-seed mean, and their geometric mean the rho two recipes that rank
+    # the networks alike would reach through seed noise alone (approximate for ranks)
+    retest = {r: rank_correlation(*[[runs[r][n][s] for n in common] for s in seeds[:2]]) for r in runs} if enough else {}
+    reliable = [2 * rho / (1 + rho) for rho in retest.values() if rho > 0]
     return {"steps": steps, "seeds": list(seeds), "networks": common, "mean_miou_a": dict(zip(common, means["A"])),
             "mean_miou_b": dict(zip(common, means["B"])),
-            "spearman_rho": rank_correlation(means["A"], means["B"]) if len(common) >= 3 else None,
+            "spearman_rho": rank_correlation(means["A"], means["B"]) if enough else None,
+            "spearman_rho_interval": spearman_interval(means["A"], means["B"]) if enough else None,
+            "seed_to_seed_rho": {r: round(v, 3) for r, v in retest.items()},
+            "noise_ceiling_rho": round(math.sqrt(reliable[0] * reliable[1]), 3) if len(reliable) == 2 else None,
             "goal_rho": 0.7, "searched_vs_b0": versus}
+
+
+def spearman_interval(a: list[float], b: list[float], draws: int = 2000, seed: int = 0) -> list[float]:
+    """Bootstrap 95% interval of Spearman rho: networks resampled with replacement."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(a), np.asarray(b)
+    rhos = [rank_correlation(list(x[i]), list(y[i])) for i in (rng.integers(0, len(x), len(x)) for _ in range(draws))]
+    return [round(float(np.nanpercentile(rhos, 2.5)), 3), round(float(np.nanpercentile(rhos, 97.5)), 3)]
 
 
 def print_comparison(c: dict[str, Any]) -> None:
     rho = "n/a (fewer than 3 networks)" if c["spearman_rho"] is None else f"{c['spearman_rho']:.3f}"
+    if c.get("spearman_rho_interval"):
+        rho += f" (95% interval {c['spearman_rho_interval'][0]:.2f} to {c['spearman_rho_interval'][1]:.2f})"
     print(f"recipe A vs B at {c['steps']} steps: {len(c['networks'])} network(s) with seeds {c['seeds']} under both, "
           f"Spearman rho of the seed means {rho} (goal >= {c['goal_rho']})")
+    if c.get("seed_to_seed_rho"):
+        ceiling = "" if c.get("noise_ceiling_rho") is None else (
+            f"; two recipes that ranked alike would reach about {c['noise_ceiling_rho']:.2f} through seed noise alone")
+        print("  on the same networks, seed 0 vs seed 1: " + ", ".join(
+            f"recipe {r} rho {v:.3f}" for r, v in c["seed_to_seed_rho"].items()) + ceiling)
     for recipe, found in c["searched_vs_b0"].items():
         print(f"  recipe {recipe}: " + (", ".join(
             f"{n} {v['mean']:.2f}" + (f" ± {v['std']:.2f}" if v["std"] is not None else "") + f" mIoU ({len(v['seeds'])} seeds)"

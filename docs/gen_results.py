@@ -746,8 +746,15 @@ def sec_camvid_recipe_b(r: Renderer) -> list[str]:
               for label, key in (("searched", "searched"), ("EfficientViT-B0", "b0"))]
     rho = s.get(*c, "spearman_rho")
     verdict = (f"Spearman ρ between the two recipes' seed means: {s.n(*c, 'spearman_rho', f='.3f')} over "
-               f"{r.lit(str(len(names)))} networks (goal ≥ {s.n(*c, 'goal_rho', f='.1f')})."
+               f"{r.lit(str(len(names)))} networks (goal ≥ {s.n(*c, 'goal_rho', f='.1f')}), bootstrap {r.lit('95%')} interval "
+               f"{s.n(*c, 'spearman_rho_interval', 0, f='.2f')} to {s.n(*c, 'spearman_rho_interval', 1, f='.2f')}."
                if rho is not None else "Fewer than three networks have both seeds under both recipes yet.")
+    if s.get(*c, "noise_ceiling_rho") is not None:
+        verdict += (f" On the same networks one recipe agrees with itself across seeds at ρ "
+                    f"{s.n(*c, 'seed_to_seed_rho', 'A', f='.2f')} (A) and {s.n(*c, 'seed_to_seed_rho', 'B', f='.2f')} "
+                    f"(B): two recipes that ranked the networks alike would reach about "
+                    f"{s.n(*c, 'noise_ceiling_rho', f='.2f')} through seed noise alone (Spearman-Brown for a {r.lit('2')}-seed "
+                    "mean; approximate for ranks). Recipe A's ranking is the steadier of the two.")
     return ["Is the CamVid ranking an artefact of recipe A? A second recipe (B) trains the same networks "
             f"{s.n(*c, 'steps', f=',d')} steps at half size, crops {s.n('recipe', 'crop', 0, f='d')}x"
             f"{s.n('recipe', 'crop', 1, f='d')}, without scale augmentation, AdamW at a fixed lr "

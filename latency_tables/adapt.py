@@ -290,7 +290,9 @@ def adapt_table(
     the gaps of the spread (6, then up to 5 more, then up to 10 more, ...). A round's cost is
     estimated from the round before it (seconds per millisecond of predicted latency), and a
     round that would not fit is cut to an even subset, or skipped: the whole run stays within
-    the budget unless the first round alone exceeds it.
+    the budget unless the first round alone exceeds it. With ``time_blocks``, each round's new
+    blocks are timed after it, and a round's cost counts them too (seconds per block of the
+    first round's block timing).
 
     The thread count must be the source table's: adapting a 1-thread table to 2 threads has
     not been shown to work. The first measurement (MAPE 20-70%) used a multi-thread timing
@@ -334,6 +336,29 @@ def adapt_table(
     scale: dict = {}
     timed_s = 0.0
     round_specs, count = _first_round(ranked, source, networks, front_networks), networks
+    blocks_path = work / "blocks.csv"
+    block_s: list[float] = []  # seconds of each round's block timing
+    blocks_timed = 0
+
+    def time_round_blocks() -> None:
+        """Time the blocks of this round's networks not timed yet (a partial profile, the
+        networks themselves left out), extending the blocks timed so far."""
+        nonlocal blocks_timed
+        began = time.monotonic()
+        existing = LatencyTable.load(blocks_path) if blocks_path.exists() else None
+        plan = dataclasses.replace(plan_profile(source.resolution, space, blocks_from=round_specs, existing=existing),
+                                   networks=[])
+        if plan.blocks:
+            if log is not None:
+                log(f"timing the {len(plan.blocks)} {'new ' if existing else ''}blocks of the {len(round_specs)} "
+                    f"networks{' of this round' if existing else ''} here (--adapt-blocks)")
+            blocks_timed = len(profile_table(blocks_path, plan, device=device, threads=threads, warmup=warmup,
+                                             remote=remote).rows)  # its export progress would count blocks as networks
+        block_s.append(time.monotonic() - began)
+
+    def new_blocks(spec: ArchSpec, timed: list[ArchSpec]) -> int:
+        done = {k for other in timed for k in space.blocks(other, source.resolution)}
+        return len(set(space.blocks(spec, source.resolution)) - done)
     def time_round(repetition: int) -> tuple[float, dict[str, dict[str, float]]]:
         """One pass over this round's networks: (seconds of timing, id -> the agent's numbers,
         each row with the ref_ms of its chunk)."""
@@ -365,26 +390,27 @@ def adapt_table(
                     break
         seconds = time.monotonic() - round_started
         specs += round_specs
+        if time_blocks:
+            time_round_blocks()
         rounds.append({"networks": len(round_specs), "seconds": round(seconds, 1),
-                       **({} if rounds else {"passes": len(passes)})})
+                       **({} if rounds else {"passes": len(passes)}),
+                       **({"block_seconds": round(block_s[-1], 1)} if time_blocks else {})})
         if budget_s is None:
             break
-        # seconds of this round (export, the reference, start-up included) per ms of predicted latency
+        # seconds of this round (export, the reference, start-up included) per ms of predicted latency,
+        # and with --adapt-blocks the seconds per block of the first block timing (its reference included)
         per_ms = seconds / max(1, rounds[-1].get("passes", 1)) / sum(source.predict_ms(spec) for spec in round_specs)
+        per_block = block_s[0] / max(1, blocks_timed) if time_blocks else 0.0
         # 5% of the budget is kept for the fit and the write, so the whole run stays within it
         left = 0.95 * budget_s - (time.monotonic() - started)
-        round_specs, count = _next_round(ranked, specs, count, lambda s: per_ms * source.predict_ms(s), left)
+        round_specs, count = _next_round(
+            ranked, specs, count, lambda s: per_ms * source.predict_ms(s) + per_block * new_blocks(s, specs), left)
         if log is not None and round_specs:
-            log(f"{left:.0f} s of the budget left: timing {len(round_specs)} more network(s)")
-    blocks_timed = 0
-    if time_blocks:  # a partial profile of the timed networks' blocks, their networks left out
-        plan = dataclasses.replace(plan_profile(source.resolution, space, blocks_from=specs), networks=[])
-        if log is not None:
-            log(f"timing the {len(plan.blocks)} blocks of the {len(specs)} networks here (--adapt-blocks)")
-        here = profile_table(work / "blocks.csv", plan, device=device, threads=threads, warmup=warmup,
-                             remote=remote)  # its export progress would count blocks as networks
-        blocks_timed = len(here.rows)
-        source = LatencyTable(source.meta, block_ratio_rows(source, here.rows), source.calibration, source.path)
+            log(f"{left:.0f} s of the budget left: timing {len(round_specs)} more network(s)"
+                + (" and their new blocks" if time_blocks else ""))
+    if blocks_timed:  # every row corrected block by block with the blocks timed here
+        source = LatencyTable(source.meta, block_ratio_rows(source, LatencyTable.load(blocks_path).rows),
+                              source.calibration, source.path)
     reference_ms, combined, scale = combine_passes(passes)
     measured = [combined[network_id(spec)][0] for spec in specs]
     features = np.array([source.features(spec) for spec in specs])

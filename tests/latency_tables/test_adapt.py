@@ -134,6 +134,21 @@ def test_a_budget_times_more_networks_in_rounds_that_fill_the_gaps(tiny_table, s
     assert timed[:3] == first and len(set(timed)) == len(timed)
 
 
+def test_a_budget_counts_the_blocks_each_round_adds(tiny_table, space, tmp_path):
+    """With --adapt-blocks each round's new blocks are timed after it, within the budget."""
+    source = LatencyTable.load(tiny_table)
+    lines: list[str] = []
+    table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=60, seed=3, device="other",
+                        threads=1, warmup=1, repeats=2, log=lines.append, window_s=0, time_blocks=True)
+    rounds = table.meta["adapted_from"]["rounds"]
+    assert len(rounds) >= 2 and all(r["block_seconds"] >= 0 for r in rounds)
+    assert table.meta["build_seconds"] <= 60
+    timed = [ArchSpec.from_dict(n["spec"]) for n in table.meta["calibration_networks"]]
+    every = {k for spec in timed for k in space.blocks(spec, source.resolution)}
+    assert table.meta["adapted_from"]["blocks_timed"] == len(every)  # the blocks of every round's networks
+    assert any("new blocks of the" in line and "of this round" in line for line in lines)
+
+
 def test_a_budget_smaller_than_a_round_times_only_the_first(tiny_table, space, tmp_path):
     source = LatencyTable.load(tiny_table)
     table = adapt_table(source, tmp_path / "t.csv", space=space, networks=3, budget_s=0.01, seed=3, device="other",

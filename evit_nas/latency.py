@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=host_name(), help="a name for the device (default: this host's name)")
     p.add_argument("--resolution", type=parse_resolution, metavar="HxW", help="network input size the table is for")
     p.add_argument("--threads", type=parse_threads, help="onnxruntime intra-op threads (default: 1; with --adapt-from the "
-                   "source table's)")
+                   "source table's; another count than the source's needs the blocks timed here, --adapt-blocks, "
+                   "the default for fp32 tables)")
     add_timing(p, repeats=None, repeats_help=f"{DEFAULT_REPEATS}; with --adapt-from {DEFAULT_ADAPT_REPEATS}")
     p.add_argument("-o", "--output", help="table file (default: DEVICE_HxW_tTHREADS.csv)")
     p.add_argument("--adapt-from", metavar="SOURCE", help="adapt this table (of another device) to this device by "

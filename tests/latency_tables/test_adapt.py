@@ -111,12 +111,22 @@ def test_the_command_line_default_is_the_librarys():
     assert (DEFAULT_ADAPT_NETWORKS, DEFAULT_ADAPT_REPEATS) == (DEFAULT_NETWORKS, DEFAULT_REPEATS)
 
 
-def test_a_table_is_not_adapted_to_another_thread_count(tiny_table, space, tmp_path):
+def test_another_thread_count_needs_the_blocks_timed_at_it(tiny_table, space, space_file, tmp_path, capsys):
     from latency_tables.bundle import ProfileError
 
-    with pytest.raises(ProfileError, match="measured with 1 thread.*not 2; a table does not adapt across thread counts"):
+    with pytest.raises(ProfileError, match="measured with 1 thread.*not 2; a table adapts to another thread count "
+                                           "only with its blocks timed at 2"):
         adapt_table(LatencyTable.load(tiny_table), tmp_path / "t.csv", space=space, device="d", threads=2)
     assert not (tmp_path / "t.csv").exists()
+    base = ["profile", "--adapt-from", str(tiny_table), "--space", str(space_file), "--networks", "3", "--warmup", "1",
+            "--repeats", "2", "--adapt-window", "0", "--front-networks", "0", "--threads", "2"]
+    assert main([*base, "--no-adapt-blocks", "-o", str(tmp_path / "t.csv")]) == 2
+    assert "only with its blocks timed at 2 (--adapt-blocks" in capsys.readouterr().err
+    assert not (tmp_path / "t.csv").exists()
+    assert main([*base, "-o", str(tmp_path / "t.csv")]) == 0  # blocks timed by default: at 2 threads
+    table = LatencyTable.load(tmp_path / "t.csv")
+    assert table.meta["threads"] == 2 and table.meta["adapted_from"]["threads"] == 1
+    assert table.meta["adapted_from"]["blocks_timed"] > 0
 
 
 def test_a_budget_times_more_networks_in_rounds_that_fill_the_gaps(tiny_table, space, tmp_path):

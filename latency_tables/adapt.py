@@ -362,7 +362,7 @@ def adapt_table(
         if plan.blocks:
             if log is not None:
                 log(f"timing the {len(plan.blocks)} {'new ' if existing else ''}blocks of the {len(round_specs)} "
-                    f"networks{' of this round' if existing else ''} here (--adapt-blocks)")
+                    f"networks{' of this round' if existing else ''}{' and B0' if extra else ''} here (--adapt-blocks)")
             blocks_timed = len(profile_table(blocks_path, plan, device=device, threads=threads, warmup=warmup,
                                              remote=remote).rows)  # its export progress would count blocks as networks
         block_s.append(time.monotonic() - began)

@@ -89,11 +89,17 @@ def judge_drift(runs: list[dict]) -> dict | None:
             "max_pct": round(changes[-1], 2)}
 
 
-def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[str, dict]:
-    from nas.search import front, run_search, trial_result
+def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[str, dict | str]:
+    """budget -> the feasible front's networks, or why there is none (a budget below the
+    table's fastest network: the machine may have run slow while the table was adapted)."""
+    from nas.search import fastest_network, front, run_search, trial_result
 
-    out = {}
+    out: dict[str, dict | str] = {}
     for budget in budgets:
+        fastest_ms = fastest_network(space, table)[1]
+        if budget < fastest_ms:
+            out[f"{budget:g}"] = f"below the table's fastest network ({fastest_ms:.2f} ms)"
+            continue
         study = run_search(table, space, budget_ms=budget, trials=trials, storage=str(work / f"s{budget:g}.journal"),
                            study_name=f"front-{budget:g}", table_path=str(table.path))
         specs = {f"b{budget:g}_t{t.number:05d}": trial_result(t).arch for t in front(study)}
@@ -274,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
           f"worst share within ±10% {report['min_within_10_pct']:.0f}% (target >= 90%)")
     if args.fronts and table is not None:
         report["fronts"] = {}
+        write_json(out, report)  # the adaptations are kept even if a front fails
         for budget, specs in fronts(table, space, args.budgets, args.trials, work).items():
+            if isinstance(specs, str):
+                print(f"front at {budget} ms: skipped, {specs}", flush=True)
+                report["fronts"][budget] = {"networks": 0, "skipped": specs}
+                continue
             if not specs:
                 print(f"front at {budget} ms: no feasible network in {args.trials} trials", flush=True)
                 report["fronts"][budget] = {"networks": 0}

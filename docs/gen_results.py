@@ -345,8 +345,9 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
     runs = [(r.src("adapt_stability_w0.json"), "one pass"), (r.src("adapt_stability_w60.json"), "repeated passes"),
             (r.src("adapt_stability_w60_f6.json"), "repeated passes and front-like networks"),
             (r.src("adapt_stability_w60_f6_blocks.json"), "the same, and their blocks timed (`--adapt-blocks`)"),
-            (r.src("adapt_stability_w60_f6_blocks_pull10.json"), "the same, the source's calibration kept in shape "
-             "(the default since)")]
+            (r.src("adapt_stability_w60_f6_blocks_pull10.json"), "the same, the source's calibration kept in shape"),
+            (r.src("adapt_stability_w60_f6_blocks_b0.json"), "the same, B0 (the reference) calibrating too (the "
+             "default since)")]
     first = runs[0][0]
     blocks, kept = runs[3][0], runs[4][0]
     refit = [[("cross-validated pull (as run)" if e["prior_weight"] is None else f"pull {r.lit(format(e['prior_weight'], 'g'))}"),
@@ -382,7 +383,8 @@ def sec_adapt_stability(r: Renderer) -> list[str]:
             *table(["calibration", f"each adaptation within {r.lit('±10%')}", "bias spread (points)",
                     f"last adaptation's fronts within {r.lit('±10%')}"], refit),
             "Block-corrected rows are this machine's own, so `--adapt-blocks` now keeps the source's calibration in "
-            f"shape (pull {r.lit('10')}) and only rescales it; the last row of the first table is a new run with it. "
+            f"shape (pull {r.lit('10')}) and only rescales it; the fifth row of the first table is a new run with it, "
+            "and the last row one with B0, timed in every pass as the reference, among the calibration networks. "
             "The share left below target is mostly the judge's: in the refit's second adaptation, the two networks "
             f"outside {r.lit('±10%')} are ones the plain loop timed "
             f"{r.lit('12% and 22%')} slower than the median of its other four runs. In the new run the judge moved "
@@ -1009,7 +1011,8 @@ SECTIONS: list[Section] = [
             images=["adapt_accuracy_x86_64_xeon_2core_256x512_t1_to_amd_epyc_t1.png"]),
     Section("results/latency.md", "Adaptation judged afterwards by a plain loop",
             ["machine_drift.json", "adapt_stability_w0.json", "adapt_stability_w60.json", "adapt_stability_w60_f6.json",
-             "adapt_stability_w60_f6_blocks.json", "adapt_stability_w60_f6_blocks_pull10.json"],
+             "adapt_stability_w60_f6_blocks.json", "adapt_stability_w60_f6_blocks_pull10.json",
+             "adapt_stability_w60_f6_blocks_b0.json"],
             sec_adapt_stability),
     Section("results/latency.md", "Timing a few blocks too: an offline study", ["block_ratio_study.json"],
             sec_block_ratio),

@@ -1134,8 +1134,12 @@ def readme_table(renderer: Renderer | None = None) -> str:
     """The README's headline figures (plain unless a tagged renderer is given)."""
     r = renderer or Renderer(tagged=False)
     lat = r.src("latency_accuracy.json")
-    ad = r.src("adapt_accuracy_x86_64_xeon_2core_256x512_t1_to_amd_epyc_t1.json")
-    six = next(i for i, row in enumerate(ad.get("adapted")) if row["networks"] == 6 and "budget_minutes" not in row)
+    st = r.src("adapt_stability_w60_f6_blocks_b0.json")
+    runs = st.get("adaptations")
+    order = lambda key: sorted(range(len(runs)), key=key)  # noqa: E731
+    fastest, slowest = order(lambda i: runs[i]["seconds"])[::len(runs) - 1]
+    worst, best = order(lambda i: runs[i]["within_10_pct"])[::len(runs) - 1]
+    full_worst, full_best = order(lambda i: runs[i]["full_table"]["within_10_pct"])[::len(runs) - 1]
     th = r.src("search_throughput.json")
     cv = r.src("camvid_checks.json")
     sc = r.src("speed_claims.json")
@@ -1149,10 +1153,14 @@ def readme_table(renderer: Renderer | None = None) -> str:
         [f"Latency table, {lat.n('random_held_out', 'networks', f='d')} held-out networks ({lat.t('resolution')})",
          f"{lat.n('random_held_out', 'within_5', f='.0f')}% within {w5}, MAPE {lat.n('random_held_out', 'mape', f='.2f')}%",
          lat.machine()],
-        [f"Table adapted to a new CPU from {ad.n('adapted', six, 'networks', f='d')} networks timed there",
-         f"{ad.n('adapted', six, 'seconds', f='.0f')} s (full profile {ad.n('full_profile', 'seconds', f='.0f')} s); "
-         f"{ad.n('adapted', six, 'held_out', 'within_5', f='.0f')}% within {w5}, MAPE {ad.n('adapted', six, 'held_out', 'mape', f='.2f')}%",
-         ad.machine()],
+        [f"Table adapted to a new CPU (`--adapt-from`, its defaults), {r.lit(str(len(st.get('adaptations'))))} "
+         f"adaptations in a row, each judged afterwards by a plain loop on {st.n('held_out', f='d')} random networks",
+         f"{st.n('adaptations', fastest, 'seconds', f='.0f')} to {st.n('adaptations', slowest, 'seconds', f='.0f')} s "
+         f"each; {pct(st, 'adaptations', worst, 'within_10_pct')} to {pct(st, 'adaptations', best, 'within_10_pct')} "
+         f"within {r.lit('±10%')} (this machine's full table, same timings: "
+         f"{pct(st, 'adaptations', full_worst, 'full_table', 'within_10_pct')} to "
+         f"{pct(st, 'adaptations', full_best, 'full_table', 'within_10_pct')})",
+         st.machine()],
         [f"Search, NSGA-II, {th.n('trials', f=',d')} trials", f"{th.n('search_trials_per_s', f='.1f')} trials/s",
          th.machine(latency=False)],
         [f"Default objective (MACs) against CamVid brief training, {cp.n('networks', f='d')} networks, "

@@ -95,8 +95,8 @@ def fronts(table, space, budgets: list[float], trials: int, work: Path) -> dict[
     from nas.search import fastest_network, front, run_search, trial_result
 
     out: dict[str, dict | str] = {}
+    fastest_ms = fastest_network(space, table)[1]
     for budget in budgets:
-        fastest_ms = fastest_network(space, table)[1]
         if budget < fastest_ms:
             out[f"{budget:g}"] = f"below the table's fastest network ({fastest_ms:.2f} ms)"
             continue

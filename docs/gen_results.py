@@ -315,12 +315,17 @@ def sec_adapt(r: Renderer) -> list[str]:
             *provenance(cv, t2)]
 
 
+def extremes(items: list, key) -> tuple[int, int]:
+    """The indices of the lowest and the highest of ``items`` by ``key``."""
+    index = range(len(items))
+    return min(index, key=lambda i: key(items[i])), max(index, key=lambda i: key(items[i]))
+
+
 def _stability_row(r: Renderer, s: Src, label: str) -> list[str]:
     """One adapt_stability run: its adaptations' bias range and spread, the worst share within
     ±10%, and each search front's share within ±10% (networks)."""
     runs = s.get("adaptations")
-    low = min(range(len(runs)), key=lambda i: runs[i]["bias_pct"])
-    high = max(range(len(runs)), key=lambda i: runs[i]["bias_pct"])
+    low, high = extremes(runs, lambda run: run["bias_pct"])
     fronts = s.get("fronts") if s.has("fronts") else {}
     front_text = ", ".join(f"{s.t('fronts', b, 'networks')} at {r.lit(b)} ms: "
                            + (pct(s, "fronts", b, "within_10_pct") if fronts[b]["networks"] else "-")
@@ -1136,10 +1141,9 @@ def readme_table(renderer: Renderer | None = None) -> str:
     lat = r.src("latency_accuracy.json")
     st = r.src("adapt_stability_w60_f6_blocks_b0.json")
     runs = st.get("adaptations")
-    order = lambda key: sorted(range(len(runs)), key=key)  # noqa: E731
-    fastest, slowest = order(lambda i: runs[i]["seconds"])[::len(runs) - 1]
-    worst, best = order(lambda i: runs[i]["within_10_pct"])[::len(runs) - 1]
-    full_worst, full_best = order(lambda i: runs[i]["full_table"]["within_10_pct"])[::len(runs) - 1]
+    fastest, slowest = extremes(runs, lambda run: run["seconds"])
+    worst, best = extremes(runs, lambda run: run["within_10_pct"])
+    full_worst, full_best = extremes(runs, lambda run: run["full_table"]["within_10_pct"])
     th = r.src("search_throughput.json")
     cv = r.src("camvid_checks.json")
     sc = r.src("speed_claims.json")
@@ -1153,7 +1157,7 @@ def readme_table(renderer: Renderer | None = None) -> str:
         [f"Latency table, {lat.n('random_held_out', 'networks', f='d')} held-out networks ({lat.t('resolution')})",
          f"{lat.n('random_held_out', 'within_5', f='.0f')}% within {w5}, MAPE {lat.n('random_held_out', 'mape', f='.2f')}%",
          lat.machine()],
-        [f"Table adapted to a new CPU (`--adapt-from`, its defaults), {r.lit(str(len(st.get('adaptations'))))} "
+        [f"Table adapted to a new CPU (`--adapt-from`, its defaults), {r.lit(str(len(runs)))} "
          f"adaptations in a row, each judged afterwards by a plain loop on {st.n('held_out', f='d')} random networks",
          f"{st.n('adaptations', fastest, 'seconds', f='.0f')} to {st.n('adaptations', slowest, 'seconds', f='.0f')} s "
          f"each; {pct(st, 'adaptations', worst, 'within_10_pct')} to {pct(st, 'adaptations', best, 'within_10_pct')} "

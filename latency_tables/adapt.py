@@ -348,28 +348,28 @@ def adapt_table(
     anchor = reference_spec() if space.contains(reference_spec()) else None
     blocks_path = work / "blocks.csv"
     block_s: list[float] = []  # seconds of each round's block timing
-    blocks_timed = 0
+    here: dict = {}  # the blocks timed so far: BlockKey -> statistics
 
     def time_round_blocks() -> None:
         """Time the blocks of this round's networks not timed yet (a partial profile, the
         networks themselves left out), extending the blocks timed so far."""
-        nonlocal blocks_timed
+        nonlocal here
         began = time.monotonic()
-        existing = LatencyTable.load(blocks_path) if blocks_path.exists() else None
-        extra = [anchor] if anchor is not None and existing is None and anchor not in round_specs else []
+        existing = LatencyTable.load(blocks_path) if here else None
+        extra = [anchor] if anchor is not None and not here and anchor not in round_specs else []
         plan = dataclasses.replace(plan_profile(source.resolution, space, blocks_from=round_specs + extra,
                                                 existing=existing), networks=[])
         if plan.blocks:
             if log is not None:
-                log(f"timing the {len(plan.blocks)} {'new ' if existing else ''}blocks of the {len(round_specs)} "
-                    f"networks{' of this round' if existing else ''}{' and B0' if extra else ''} here (--adapt-blocks)")
-            blocks_timed = len(profile_table(blocks_path, plan, device=device, threads=threads, warmup=warmup,
-                                             remote=remote).rows)  # its export progress would count blocks as networks
+                log(f"timing the {len(plan.blocks)} {'new ' if here else ''}blocks of the {len(round_specs)} "
+                    f"networks{' of this round' if here else ''}{' and B0' if extra else ''} here (--adapt-blocks)")
+            here = profile_table(blocks_path, plan, device=device, threads=threads, warmup=warmup,
+                                 remote=remote).rows  # its export progress would count blocks as networks
         block_s.append(time.monotonic() - began)
 
-    def new_blocks(spec: ArchSpec, timed: list[ArchSpec]) -> int:
-        done = {k for other in timed for k in space.blocks(other, source.resolution)}
-        return len(set(space.blocks(spec, source.resolution)) - done)
+    def untimed_blocks(spec: ArchSpec) -> int:
+        return len({key.canonical() for key in space.blocks(spec, source.resolution)} - here.keys())
+
     def time_round(repetition: int) -> tuple[float, dict[str, dict[str, float]]]:
         """One pass over this round's networks: (seconds of timing, id -> the agent's numbers,
         each row with the ref_ms of its chunk)."""
@@ -411,17 +411,16 @@ def adapt_table(
         # seconds of this round (export, the reference, start-up included) per ms of predicted latency,
         # and with --adapt-blocks the seconds per block of the first block timing (its reference included)
         per_ms = seconds / max(1, rounds[-1].get("passes", 1)) / sum(source.predict_ms(spec) for spec in round_specs)
-        per_block = block_s[0] / max(1, blocks_timed) if time_blocks else 0.0
+        per_block = block_s[0] / max(1, len(here)) if time_blocks else 0.0
         # 5% of the budget is kept for the fit and the write, so the whole run stays within it
         left = 0.95 * budget_s - (time.monotonic() - started)
         round_specs, count = _next_round(
-            ranked, specs, count, lambda s: per_ms * source.predict_ms(s) + per_block * new_blocks(s, specs), left)
+            ranked, specs, count, lambda s: per_ms * source.predict_ms(s) + per_block * untimed_blocks(s), left)
         if log is not None and round_specs:
             log(f"{left:.0f} s of the budget left: timing {len(round_specs)} more network(s)"
                 + (" and their new blocks" if time_blocks else ""))
-    if blocks_timed:  # every row corrected block by block with the blocks timed here
-        source = LatencyTable(source.meta, block_ratio_rows(source, LatencyTable.load(blocks_path).rows),
-                              source.calibration, source.path)
+    if here:  # every row corrected block by block with the blocks timed here
+        source = LatencyTable(source.meta, block_ratio_rows(source, here), source.calibration, source.path)
     reference_ms, combined, scale = combine_passes(passes)
     calibrating = [(spec, *combined[network_id(spec)]) for spec in specs]
     if anchor is not None and anchor not in specs:
@@ -434,7 +433,7 @@ def adapt_table(
     # similar networks ran away instead (seg-output scale from -1.9 to 11 over five adaptations
     # on the AMD VM, one of them 50% within ±10% of a plain loop); see BLOCKS_PRIOR_WEIGHT.
     calibration = fit_calibration(features, np.array(measured), prior=prior,
-                                  prior_weight=BLOCKS_PRIOR_WEIGHT if blocks_timed else None)
+                                  prior_weight=BLOCKS_PRIOR_WEIGHT if here else None)
     table_meta = new_table_meta(meta, resolution=source.resolution, reference_ms=reference_ms,
                                 space_fingerprint=source.meta.get("space_fingerprint"),
                                 coverage=source.meta.get("coverage", "space"))
@@ -450,11 +449,11 @@ def adapt_table(
             "rounds": rounds,
             "window_s": window_s,
             "timing_seconds": round(timed_s, 1),
-            "blocks_timed": blocks_timed,
+            "blocks_timed": len(here),
             **scale,
             "rows": ("block latencies of the source device" + ("" if source.resolution == original.resolution
                                                                 else " at its resolution")
-                     + (", corrected block by block with the blocks timed here" if blocks_timed else "")
+                     + (", corrected block by block with the blocks timed here" if here else "")
                      + "; the calibration maps them to this one"),
         },
         "calibration_networks": [{"spec": spec.to_dict(), "median_ms": round(ms, 6), "raw_median_ms": round(raw, 6)}
